@@ -1,0 +1,201 @@
+"""Adapted users: the result of adapting users on their histories, and how requests build them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import columns as C
+from .catalog import EntityTable
+from .episodes import with_negatives
+from .exceptions import DataError
+from .frames import check_columns, check_target, drop_duplicates, to_frame
+from .meta import as_table
+from .serving import adapt_users, score_rows, top_n
+
+
+class AdaptedUsers:
+    """Users adapted to their histories: each holds its own copy of the adapted parameters.
+
+    Made by :meth:`MetaRecommender.adapt`; not built directly.
+    """
+
+    def __init__(self, model, users: EntityTable, items: EntityTable, fast: dict,
+                 seen: list[np.ndarray]):
+        self._model, self._users, self._items = model, users, items
+        self._fast, self._seen = fast, seen
+
+    @property
+    def user_ids(self) -> pd.Index:
+        """The ids of the adapted users, in order."""
+        return self._users.ids
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+    def __repr__(self) -> str:
+        return f"AdaptedUsers(n_users={len(self)}, n_items={len(self._items)})"
+
+    def predict(self, X) -> np.ndarray:
+        """Scores of the rows of ``X`` (user, item and item-feature columns).
+
+        Returns
+        -------
+        ndarray of shape (n_rows,)
+            Predicted ratings, or probabilities for the binary objective.
+        """
+        request = Request(self._model, self._items)
+        frame = request.frame(X, "X", users=False)
+        items = request.items
+        user_pos = self._users.positions(frame[request.schema.user_col])
+        if (user_pos < 0).any():
+            missing = frame[request.schema.user_col].to_numpy()[user_pos < 0][0]
+            raise DataError(f"User {missing!r} in X was not adapted. Adapt it first: "
+                            f"model.adapt(history_X, history_y) with its history.")
+        item_pos = items.positions(frame[request.schema.item_col])
+        order = np.argsort(user_pos, kind="stable")
+        bounds = np.flatnonzero(np.diff(user_pos[order])) + 1
+        groups = np.split(order, bounds)
+        rows = np.asarray([user_pos[g[0]] for g in groups], dtype=np.int64)
+        scores = score_rows(self._model.learner_, self._table(self._users), self._table(items),
+                            self._fast, rows, rows, [item_pos[g] for g in groups])
+        out = np.empty(len(frame), dtype=np.float64)
+        for g, s in zip(groups, scores, strict=True):
+            out[g] = s
+        return self._model._output(out)
+
+    def recommend(self, n: int = 10, candidates=None, exclude_seen: bool = True) -> pd.DataFrame:
+        """The ``n`` best items for every adapted user.
+
+        Parameters
+        ----------
+        n : int, default=10
+        candidates : list of ids or DataFrame, default=None
+            Items to rank: all known items by default; ids of known items; or a frame
+            with ``item_col`` and the item-feature columns (new items allowed).
+        exclude_seen : bool, default=True
+            Never recommend an item from the user's history.
+
+        Returns
+        -------
+        DataFrame with columns user_id, item_id, score, rank
+            Sorted by user, then rank (1 is best).
+        """
+        if not isinstance(n, int | np.integer) or n < 1:
+            raise DataError(f"n must be a positive int; got {n!r}.")
+        items, cand = self._candidates(candidates)
+        rows, scores = top_n(self._model.learner_, self._table(self._users), self._table(items),
+                             self._fast, np.arange(len(self)), cand,
+                             self._seen if exclude_seen else None, int(n))
+        keep = rows >= 0
+        frame = pd.DataFrame({
+            C.USER: np.repeat(self._users.ids.to_numpy(), rows.shape[1])[keep.ravel()],
+            C.ITEM: items.ids.to_numpy()[rows[keep]],
+            C.SCORE: self._model._output(scores[keep].astype(np.float64)),
+            C.RANK: np.tile(np.arange(1, rows.shape[1] + 1), len(rows))[keep.ravel()],
+        })
+        return frame.reset_index(drop=True)
+
+    def _candidates(self, candidates) -> tuple[EntityTable, np.ndarray]:
+        if candidates is None:
+            return self._items, np.arange(len(self._items))
+        if isinstance(candidates, pd.DataFrame):
+            request = Request(self._model, self._items)
+            frame = request.frame(candidates, "candidates", users=False)
+            ids = frame[request.schema.item_col].drop_duplicates()
+            return request.items, request.items.positions(ids)
+        ids = pd.Index(pd.unique(np.asarray(list(candidates), dtype=object)))
+        pos = self._items.positions(ids)
+        if (pos < 0).any():
+            raise DataError(f"Candidate item {ids[pos < 0][0]!r} is unknown to the model. Pass "
+                            f"new items as a DataFrame with their features instead of ids.")
+        return self._items, pos
+
+    def _table(self, entities: EntityTable):
+        return as_table(entities.encoded, self._model.device_)
+
+
+class Request:
+    """One call's users, items and histories, encoded against a fitted model."""
+
+    def __init__(self, model, items: EntityTable | None = None):
+        self.model, self.schema = model, model.schema_
+        self.items = items if items is not None else model.items_
+
+    def frame(self, X, what: str, users: bool = True) -> pd.DataFrame:
+        """Check ``X``'s columns, and add any new items it brings to the catalogue."""
+        frame = to_frame(X, what)
+        s = self.schema
+        needed = [s.user_col, s.item_col, *s.item_fields, *(s.user_fields if users else [])]
+        check_columns(frame, needed, what, hint="It needs the id and feature columns of fit.")
+        new = ~frame[s.item_col].isin(self.items.ids)
+        if new.any():
+            self.items = self.items.extend(EntityTable.from_frame(
+                frame.loc[new], s.item_col, s.item_fields, self.model.feature_space_, "item"))
+        return frame
+
+    def adapted(self, history_X, history_y, users, require_history: bool = True):
+        histories = self._given(history_X, history_y) if history_X is not None else None
+        if history_X is None and history_y is not None:
+            raise DataError("history_y was given without history_X; pass both, or neither.")
+        table = self._users(users, history_X)
+        supports = []
+        for user in table.ids:
+            if histories is not None and user in histories:
+                supports.append(histories[user])
+            elif histories is not None and require_history:
+                raise DataError(f"User {user!r} has no rows in history_X. Give its interactions, "
+                                f"or leave it out (users not in a history use the remembered or "
+                                f"initial model: call adapt(users=[...]) without history_X).")
+            else:
+                supports.append(self._remembered(user))
+        seen = [items for items, _ in supports]
+        model = self.model
+        fast = adapt_users(model.learner_, as_table(table.encoded, model.device_),
+                           as_table(self.items.encoded, model.device_), np.arange(len(table)),
+                           self._with_negatives(supports), model._loop(model.objective_))
+        return AdaptedUsers(model, table, self.items, fast, seen)
+
+    def _given(self, history_X, history_y) -> dict:
+        frame = self.frame(history_X, "history_X")
+        target = check_target(history_y, len(frame), "history_y")
+        frame, target = drop_duplicates(frame, target, self.schema)
+        scaled = self.model._scale(target)
+        items = self.items.positions(frame[self.schema.item_col])
+        groups = frame.groupby(self.schema.user_col, sort=False).indices
+        self._history_frame = frame
+        last = self.model.max_history
+        return {user: (items[rows[-last:]], scaled[rows[-last:]]) for user, rows in groups.items()}
+
+    def _remembered(self, user) -> tuple[np.ndarray, np.ndarray]:
+        known = self.model.users_.positions([user])[0]
+        if known < 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        items, target = self.model.histories_.of(known)
+        return items[-self.model.max_history :], target[-self.model.max_history :]
+
+    def _users(self, users, history_X) -> EntityTable:
+        s, model = self.schema, self.model
+        if isinstance(users, pd.DataFrame):
+            return EntityTable.from_frame(users, s.user_col, s.user_fields,
+                                          model.feature_space_, "user")
+        if users is None and history_X is not None:
+            return EntityTable.from_frame(self._history_frame, s.user_col, s.user_fields,
+                                          model.feature_space_, "user")
+        ids = pd.Index(pd.unique(np.asarray(
+            list(model.users_.ids) if users is None else list(users), dtype=object)))
+        known = model.users_.positions(ids)
+        stub = pd.DataFrame({s.user_col: ids, **{c: [None] * len(ids) for c in s.user_fields}})
+        table = EntityTable.from_frame(stub, s.user_col, s.user_fields, model.feature_space_,
+                                       "user")
+        for name, column in table.encoded.items():
+            column[known >= 0] = model.users_.encoded[name][known[known >= 0]]
+        return table
+
+    def _with_negatives(self, supports: list) -> list:
+        model = self.model
+        if model.objective_ != "binary" or not model.negatives:
+            return supports
+        rng = np.random.default_rng(0)
+        return [with_negatives(i, t, i, model.negatives, len(model.items_), rng)
+                for i, t in supports]

@@ -1,0 +1,342 @@
+"""``MetaRecommender``: the scikit-learn face of recmeta."""
+
+from __future__ import annotations
+
+import copy
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from . import _params as P
+from .adaptation import InnerLoop
+from .adapted import AdaptedUsers, Request
+from .catalog import EntityTable, raw_side
+from .episodes import EpisodeSampler, Histories
+from .features import FeatureSpace
+from .frames import check_target, drop_duplicates, resolve_schema, to_frame
+from .meta import ADAPT, METHODS, MetaLearner, as_table
+from .model import FieldShape, Scorer, ScorerConfig
+from .training import Trainer, TrainSettings
+
+
+class MetaRecommender(RegressorMixin, BaseEstimator):
+    """A scorer meta-trained across users so that a few gradient steps personalise it.
+
+    Every user in ``X`` is a learning task. An embedding per feature field, concatenated,
+    feeds an MLP (MeLU's shape); meta-training finds an initialisation from which
+    ``inner_steps`` gradient steps on one user's history fit that user. ``predict`` and
+    ``recommend`` run those steps for many users at once.
+
+    Parameters
+    ----------
+    user_col, item_col : str or int, default="user_id", "item_id"
+        Columns of ``X`` holding the user and item ids (labels; ints for arrays).
+    time_col : str or int, default=None
+        Optional column ordering each history; the latest ``max_history`` rows are used.
+    user_features, item_features : "auto", None or list of str, default="auto"
+        Side-feature columns. ``"auto"``: a column constant within each item is an item
+        feature, else one constant within each user is a user feature.
+    feature_kinds : dict of str to {"cat", "multi", "num"}, default=None
+        Override the inferred kind of a field (floats are "num", lists or ``"a|b"`` strings
+        "multi", the rest "cat").
+    use_item_ids : bool, default=True
+        Give each item id its own embedding (new items fall back to their other fields).
+    method : {"maml", "fomaml", "metasgd", "supervised"}, default="metasgd"
+        Second-order MAML, first-order MAML, Meta-SGD (learned per-parameter inner learning
+        rates), or no meta-learning (the same network trained on pooled rows).
+    adapted : {"mlp", "all"}, default="mlp"
+        What each user adapts: the MLP (as MeLU) or every parameter.
+    inner_steps : int, default=5
+        Gradient steps on each user's history.
+    inner_lr : float, default=0.1
+        Inner learning rate (Meta-SGD's starting value).
+    objective : {"auto", "squared", "binary"}, default="auto"
+        Squared error on ratings, or logistic loss on 0/1 feedback with sampled negatives.
+        "auto" picks "binary" when ``y`` holds only 0 and 1.
+    negatives : int, default=4
+        Random unseen items per positive, with target 0, for the binary objective.
+    embedding_dim : int, default=32
+    hidden : tuple of int, default=(64, 64)
+    max_history : int, default=100
+        Largest support set: the latest rows of a history are used.
+    query_size : int, default=10
+        Query rows per user in meta-training.
+    batch_size : int, default=32
+        Users per meta-training step.
+    outer_lr : float, default=1e-3
+        Adam's learning rate for the initialisation (and Meta-SGD's rates).
+    max_epochs : int, default=30
+    patience : int, default=3
+        Epochs without improvement of the validation users' loss before stopping.
+    validation_fraction : float, default=0.1
+        Share of users held out for early stopping (none when fewer than 20 users).
+    device : str, default="auto"
+        "auto" takes a GPU when there is one. Results always come back on the CPU.
+    random_state : int or None, default=None
+        Seed for initialisation, sampling and splits; fix it for reproducible fits on CPU.
+    verbose : int, default=1
+        0 silent; 1 a progress bar on an interactive stderr; 2 also logs every epoch.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names.
+    objective_ : str
+    n_epochs_ : int
+    best_epoch_ : int
+    loss_curve_, validation_loss_curve_ : list of float
+
+    Examples
+    --------
+    >>> from recmeta import MetaRecommender, make_synthetic
+    >>> data = make_synthetic(n_users=60, n_items=40, random_state=0)
+    >>> model = MetaRecommender(max_epochs=2, random_state=0, verbose=0)
+    >>> model = model.fit(data.X, data.y)
+    >>> model.predict(data.X.head(3)).shape
+    (3,)
+    >>> model.recommend(users=[0], n=2).columns.tolist()
+    ['user_id', 'item_id', 'score', 'rank']
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "user_col": P.Label(), "item_col": P.Label(), "time_col": P.Label(optional=True),
+        "user_features": P.Columns(), "item_features": P.Columns(),
+        "feature_kinds": P.AnyOf((P.Options((None,)), P.Mapping())),
+        "use_item_ids": P.Options((True, False)),
+        "method": P.Options(METHODS), "adapted": P.Options(ADAPT),
+        "inner_steps": P.Interval(int, 0), "inner_lr": P.Interval(float, 0.0),
+        "objective": P.Options(("auto", "squared", "binary")),
+        "negatives": P.Interval(int, 0), "embedding_dim": P.Interval(int, 1),
+        "hidden": P.Widths(), "max_history": P.Interval(int, 1),
+        "query_size": P.Interval(int, 1), "batch_size": P.Interval(int, 1),
+        "outer_lr": P.Interval(float, 0.0, open_low=True), "max_epochs": P.Interval(int, 1),
+        "patience": P.Interval(int, 1), "validation_fraction": P.Interval(float, 0.0, 0.5),
+        "device": P.Device(), "random_state": P.Seed(), "verbose": P.Interval(int, 0),
+    }
+
+    def __init__(self, *, user_col="user_id", item_col="item_id", time_col=None,
+                 user_features="auto", item_features="auto", feature_kinds=None,
+                 use_item_ids=True, method="metasgd", adapted="mlp", inner_steps=5,
+                 inner_lr=0.1, objective="auto", negatives=4, embedding_dim=32,
+                 hidden=(64, 64), max_history=100, query_size=10, batch_size=32,
+                 outer_lr=1e-3, max_epochs=30, patience=3, validation_fraction=0.1,
+                 device="auto", random_state=None, verbose=1):
+        self.user_col = user_col
+        self.item_col = item_col
+        self.time_col = time_col
+        self.user_features = user_features
+        self.item_features = item_features
+        self.feature_kinds = feature_kinds
+        self.use_item_ids = use_item_ids
+        self.method = method
+        self.adapted = adapted
+        self.inner_steps = inner_steps
+        self.inner_lr = inner_lr
+        self.objective = objective
+        self.negatives = negatives
+        self.embedding_dim = embedding_dim
+        self.hidden = hidden
+        self.max_history = max_history
+        self.query_size = query_size
+        self.batch_size = batch_size
+        self.outer_lr = outer_lr
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y):
+        """Meta-train on every user in ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_interactions, n_columns)
+            A row per interaction: ``user_col``, ``item_col`` and side-feature columns.
+            Duplicate (user, item) rows keep the last (latest by ``time_col``), with a warning.
+        y : array-like of shape (n_interactions,)
+            Ratings, or 0/1 feedback.
+
+        Returns
+        -------
+        self : MetaRecommender
+        """
+        P.validate(self.get_params(deep=False), self._parameter_constraints, type(self).__name__)
+        frame = to_frame(X)
+        target = check_target(y, len(frame))
+        schema = resolve_schema(frame, self.user_col, self.item_col, self.time_col,
+                                self.user_features, self.item_features, self.use_item_ids,
+                                self.feature_kinds)
+        frame, target = drop_duplicates(frame, target, schema)
+        objective = self._objective(target)
+        mean, scale = (float(target.mean()), float(target.std()) or 1.0) \
+            if objective == "squared" else (0.0, 1.0)
+        user_raw = raw_side(frame, schema.user_col, schema.user_fields, "user")
+        item_raw = raw_side(frame, schema.item_col, schema.item_fields, "item")
+        space = FeatureSpace.fit(user_raw, item_raw, schema.kinds)
+        users = EntityTable(pd.Index(user_raw.index), space.encode("user", user_raw))
+        items = EntityTable(pd.Index(item_raw.index), space.encode("item", item_raw))
+        histories = Histories.from_arrays(
+            users.positions(frame[schema.user_col]), items.positions(frame[schema.item_col]),
+            ((target - mean) / scale).astype(np.float32), len(users))
+        device = resolve_device(self.device)
+        seeds = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seeds[0]))
+            learner = self._build_learner(space).to(device)
+        result = self._train(learner, users, items, histories, objective, device,
+                             np.random.default_rng(int(seeds[1])))
+        # every fitted attribute is set here, after training succeeded
+        self.schema_, self.feature_space_, self.objective_ = schema, space, objective
+        self.target_mean_, self.target_scale_ = mean, scale
+        self.users_, self.items_, self.histories_ = users, items, histories
+        self.learner_, self.device_ = learner.eval(), device
+        self.loss_curve_, self.validation_loss_curve_ = result.train_loss, result.validation_loss
+        self.n_epochs_, self.best_epoch_ = result.n_epochs, result.best_epoch
+        self.n_features_in_ = frame.shape[1]
+        if all(isinstance(c, str) for c in frame.columns):
+            self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return self
+
+    def _scale(self, target: np.ndarray) -> np.ndarray:
+        """Targets as the network sees them: ``(y - mean) / scale`` for ratings."""
+        return ((target - self.target_mean_) / self.target_scale_).astype(np.float32)
+
+    def _output(self, scores: np.ndarray) -> np.ndarray:
+        """Network outputs back on the caller's scale: ratings, or probabilities."""
+        if self.objective_ == "binary":
+            return 1.0 / (1.0 + np.exp(-scores))
+        return scores * self.target_scale_ + self.target_mean_
+
+    def _objective(self, target: np.ndarray) -> str:
+        if self.objective != "auto":
+            return self.objective
+        return "binary" if np.isin(target, (0.0, 1.0)).all() else "squared"
+
+    def _build_learner(self, space: FeatureSpace) -> MetaLearner:
+        shapes = tuple(FieldShape(f.name, f.side, f.kind, f.cardinality) for f in space.fields)
+        config = ScorerConfig(shapes, self.embedding_dim, tuple(self.hidden))
+        return MetaLearner(Scorer(config), self.adapted, self.inner_lr,
+                           learn_lr=self.method == "metasgd")
+
+    def _loop(self, objective: str) -> InnerLoop:
+        return InnerLoop(self.inner_steps, objective, first_order=self.method == "fomaml")
+
+    def _train(self, learner, users, items, histories, objective, device, rng):
+        n_users = len(users)
+        eligible = np.flatnonzero(histories.lengths() >= 2)
+        n_val = round(self.validation_fraction * n_users) if n_users >= 20 else 0
+        n_val = min(n_val, len(eligible))
+        validation = np.sort(rng.choice(eligible, size=n_val, replace=False))
+        train = np.setdiff1d(np.arange(n_users), validation)
+        sampler = EpisodeSampler(self.max_history, self.query_size,
+                                 self.negatives if objective == "binary" else 0, len(items),
+                                 full_support=self.method == "supervised")
+        settings = TrainSettings(self._loop(objective), self.method, self.outer_lr,
+                                 self.batch_size, self.max_epochs, self.patience,
+                                 verbose=self.verbose)
+        trainer = Trainer(learner, as_table(users.encoded, device), as_table(items.encoded, device),
+                          histories, sampler, settings, device)
+        if self.verbose >= 2:
+            import logging
+
+            logging.getLogger("recmeta").setLevel(logging.INFO)
+        return trainer.fit(train, validation, rng)
+
+    # -------------------------------------------------------------- serving
+    def adapt(self, history_X=None, history_y=None, *, users=None) -> AdaptedUsers:
+        """Adapt users on their histories and return them, ready to predict and recommend.
+
+        Parameters
+        ----------
+        history_X : DataFrame, default=None
+            Interactions to adapt on (user, item and feature columns as in ``fit``). When
+            None, the histories remembered from ``fit`` are used.
+        history_y : array-like of shape (len(history_X),), default=None
+        users : list of ids or DataFrame, default=None
+            Which users to adapt (a frame also gives new users' features). With a history,
+            each must have rows in it. Without, users unknown to ``fit`` fall back to the
+            meta-learned initialisation on their features.
+
+        Returns
+        -------
+        AdaptedUsers
+        """
+        check_is_fitted(self)
+        return Request(self).adapted(history_X, history_y, users)
+
+    def predict(self, X, history_X=None, history_y=None) -> np.ndarray:
+        """Adapt each user of ``X`` on its history and score the rows of ``X``.
+
+        A user's history is taken from ``history_X`` / ``history_y`` when given there, else
+        remembered from ``fit``; a user with neither is scored by the initialisation.
+
+        Returns
+        -------
+        ndarray of shape (n_rows,)
+            Predicted ratings, or probabilities for the binary objective.
+        """
+        check_is_fitted(self)
+        request = Request(self)
+        frame = request.frame(X, "X")
+        return request.adapted(history_X, history_y, frame, require_history=False).predict(frame)
+
+    def recommend(self, users=None, n: int = 10, candidates=None,
+                  exclude_seen: bool = True) -> pd.DataFrame:
+        """Top-``n`` items for users remembered from ``fit`` (all of them by default).
+
+        See :meth:`AdaptedUsers.recommend`; for new users, call :meth:`adapt` first.
+        """
+        check_is_fitted(self)
+        if users is None:
+            users = list(self.users_.ids)
+        return self.adapt(users=users).recommend(n, candidates, exclude_seen)
+
+    # ---------------------------------------------------------- persistence
+    def save(self, path) -> None:
+        """Write the fitted model to the directory ``path`` (safetensors + JSON, no pickle)."""
+        from .persistence import save
+
+        check_is_fitted(self)
+        save(self, path)
+
+    @classmethod
+    def load(cls, path, device: str = "auto") -> MetaRecommender:
+        """Read a model written by :meth:`save`; never unpickles."""
+        from .persistence import load
+
+        return load(cls, path, device)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "learner_" in state:
+            state["learner_"] = copy.deepcopy(self.learner_).to("cpu")
+            state["device_"] = torch.device("cpu")
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        return tags
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"``: the GPU when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise P.InvalidParameterError(
+            f"device={device!r} but torch sees no GPU here; use device='auto' or 'cpu'.")
+    return resolved

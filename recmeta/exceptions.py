@@ -1,0 +1,23 @@
+"""Exceptions raised by recmeta.
+
+Each one subclasses the built-in exception a caller would already catch (``ValueError``,
+``RuntimeError``), so ``except ValueError`` keeps working.
+"""
+
+from sklearn.exceptions import NotFittedError as _SklearnNotFitted
+
+
+class NotFittedError(_SklearnNotFitted):
+    """Raised when a model is used before ``fit``; scikit-learn's own class, so its checks agree."""
+
+
+class ModelFormatError(ValueError):
+    """A saved model directory is missing, from another format version, truncated or tampered."""
+
+
+class DataError(ValueError):
+    """Input data is malformed: a missing column, a bad value, an empty frame."""
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """An estimator parameter has a value outside what it allows (as scikit-learn's own)."""

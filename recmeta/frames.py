@@ -1,0 +1,201 @@
+"""Reading the caller's frames: checks, column roles, and the split into user and item tables.
+
+The estimator takes one long frame, a row per interaction: the user id, the item id, and
+side-feature columns. A feature column whose value never changes within a user is a user
+field; one that never changes within an item is an item field (``"auto"``); or the caller
+names them. This is the only module besides the estimator that knows pandas' ways.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import DataError
+from .features import KINDS, infer_kind
+
+ITEM_ID_FIELD = "__item_id__"
+
+
+@dataclass
+class Schema:
+    """The role of every column: ids, time, and which fields describe users and items."""
+
+    user_col: object
+    item_col: object
+    time_col: object = None
+    user_fields: list = field(default_factory=list)
+    item_fields: list = field(default_factory=list)
+    kinds: dict = field(default_factory=dict)  # field name (str) -> (side, kind)
+
+    @property
+    def feature_columns(self) -> list:
+        return [*self.user_fields, *self.item_fields]
+
+
+def to_frame(X, what: str = "X") -> pd.DataFrame:
+    """A DataFrame view of ``X`` (arrays get integer column labels ``0..p-1``)."""
+    if isinstance(X, pd.DataFrame):
+        frame = X
+    elif hasattr(X, "__array__") or isinstance(X, list | tuple):
+        array = np.asarray(X, dtype=object if isinstance(X, list | tuple) else None)
+        if array.ndim != 2:
+            raise DataError(
+                f"{what} must be 2-dimensional (a frame with a row per interaction); got an array "
+                f"of shape {array.shape}. Reshape your data with array.reshape(-1, 1) if it "
+                f"has a single feature or array.reshape(1, -1) if it contains a single sample."
+            )
+        frame = pd.DataFrame(array)
+    else:
+        raise DataError(
+            f"{what} must be a pandas DataFrame or a 2-d array; got {type(X).__name__}.")
+    if len(frame) == 0:
+        raise DataError(f"{what} is empty (0 rows): it needs at least one interaction "
+                        f"(a minimum of 1 sample is required).")
+    return frame
+
+
+def check_columns(frame: pd.DataFrame, columns: list, what: str = "X", hint: str = "") -> None:
+    """Fail clearly, listing what exists, if any of ``columns`` is missing from ``frame``."""
+    missing = [c for c in columns if c is not None and c not in frame.columns]
+    if missing:
+        have = ", ".join(repr(c) for c in list(frame.columns)[:30])
+        raise DataError(
+            f"{what} has no column {', '.join(repr(c) for c in missing)}. Its columns are: "
+            f"{have}. {hint}".strip()
+        )
+
+
+def check_target(y, n_rows: int, what: str = "y") -> np.ndarray:
+    """``y`` as a finite float vector of ``n_rows`` values, or a clear error."""
+    if y is None:
+        raise DataError(f"{what} is required: pass the ratings (or 0/1 feedback), one per row.")
+    values = y.to_numpy() if isinstance(y, pd.Series | pd.DataFrame) else np.asarray(y)
+    if values.ndim == 2 and values.shape[1] == 1:
+        warnings.warn(f"A column-vector {what} was passed when a 1d array was expected; "
+                      f"use y.ravel().", RuntimeWarning, stacklevel=3)
+        values = values.ravel()
+    if values.ndim != 1:
+        raise DataError(f"{what} must be 1-dimensional (one rating per row); got shape "
+                        f"{values.shape}. Pass a single column, e.g. y.ravel().")
+    if len(values) != n_rows:
+        raise DataError(f"{what} has {len(values)} values but X has {n_rows} rows: "
+                        f"they must match, one rating per interaction.")
+    try:
+        numbers = pd.to_numeric(pd.Series(values), errors="raise").to_numpy(
+            dtype=np.float64, na_value=np.nan)
+    except (ValueError, TypeError):
+        bad = next(v for v in values if not _is_number(v))
+        raise DataError(f"{what} must be numeric (ratings or 0/1); found {bad!r}. "
+                        f"Convert it with pd.to_numeric, or map labels to numbers.") from None
+    finite = np.isfinite(numbers)
+    if not finite.all():
+        where = int(np.flatnonzero(~finite)[0])
+        raise DataError(f"{what} has {int((~finite).sum())} NaN or infinite value(s), the "
+                        f"first at row {where}. Drop those rows or fill them before fitting.")
+    return numbers
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _hashable(values: pd.Series) -> pd.Series:
+    if values.dtype == object:
+        return values.map(lambda v: tuple(v) if isinstance(v, list | np.ndarray | set) else v)
+    return values
+
+
+def _constant_within(frame: pd.DataFrame, key, column) -> bool:
+    values = _hashable(frame[column])
+    return bool((values.groupby(frame[key], sort=False).nunique(dropna=False) <= 1).all())
+
+
+def resolve_schema(frame: pd.DataFrame, user_col, item_col, time_col, user_features,
+                   item_features, use_item_ids: bool, kinds: dict | None = None) -> Schema:
+    """Decide the role of every column of a training frame."""
+    check_columns(frame, [user_col, item_col],
+                  hint="Name the id columns with user_col= and item_col=.")
+    check_columns(frame, [time_col], hint="Name the time column with time_col=, or pass None.")
+    ids = {user_col, item_col, time_col}
+    rest = [c for c in frame.columns if c not in ids]
+    users = _named(frame, user_features, "user_features")
+    items = _named(frame, item_features, "item_features")
+    if users is None or items is None:
+        taken = set(users or []) | set(items or [])
+        auto_users, auto_items = _auto_sides([c for c in rest if c not in taken], frame,
+                                             user_col, item_col)
+        users = auto_users if users is None else users
+        items = auto_items if items is None else items
+    overlap = set(users) & set(items)
+    if overlap:
+        raise DataError(f"Column(s) {sorted(map(str, overlap))} are named as both user and item "
+                        f"features; each column describes one side.")
+    schema = Schema(user_col, item_col, time_col, users, items)
+    given = kinds or {}
+    for side, columns in (("user", users), ("item", items)):
+        for column in columns:
+            kind = given.get(column) or infer_kind(frame[column])
+            if kind not in KINDS:
+                raise DataError(f"feature_kinds[{column!r}] must be one of {KINDS}; got {kind!r}.")
+            schema.kinds[str(column)] = (side, kind)
+    if use_item_ids:
+        schema.kinds[ITEM_ID_FIELD] = ("item", "cat")
+    return schema
+
+
+def _named(frame: pd.DataFrame, columns, parameter: str) -> list | None:
+    if isinstance(columns, str) and columns == "auto":
+        return None
+    columns = [] if columns is None else list(columns)
+    check_columns(frame, columns, hint=f"Fix {parameter}= to name existing columns.")
+    return columns
+
+
+def _auto_sides(columns: list, frame: pd.DataFrame, user_col, item_col) -> tuple[list, list]:
+    users, items = [], []
+    for column in columns:
+        if _hashable(frame[column]).nunique(dropna=False) <= 1 and len(frame) > 1:
+            warnings.warn(f"Column {column!r} has a single value; it is not used as a feature.",
+                          UserWarning, stacklevel=4)
+        elif _constant_within(frame, item_col, column):
+            items.append(column)
+        elif _constant_within(frame, user_col, column):
+            users.append(column)
+        else:
+            raise DataError(
+                f"Column {column!r} changes within a user and within an item, so it describes "
+                f"neither: recmeta takes user features and item features. Drop it, or name the "
+                f"feature columns with user_features=[...] and item_features=[...]."
+            )
+    return users, items
+
+
+def side_table(frame: pd.DataFrame, key, columns: list) -> pd.DataFrame:
+    """One row per distinct ``key`` (its last row), columns renamed to their field names."""
+    table = frame.drop_duplicates(subset=[key], keep="last")
+    out = pd.DataFrame({str(c): table[c].to_numpy() for c in columns},
+                       index=pd.Index(table[key].to_numpy(), name="id"))
+    return out
+
+
+def drop_duplicates(frame: pd.DataFrame, y: np.ndarray, schema: Schema) -> tuple:
+    """Keep the last row of each (user, item) pair (the latest, if there is a time column)."""
+    if schema.time_col is not None:
+        order = np.argsort(frame[schema.time_col].to_numpy(), kind="stable")
+        frame, y = frame.iloc[order], y[order]
+    dup = frame.duplicated(subset=[schema.user_col, schema.item_col], keep="last").to_numpy()
+    if dup.any():
+        warnings.warn(
+            f"{int(dup.sum())} duplicate (user, item) row(s): recmeta keeps the last one of "
+            f"each pair (the latest by time_col when given). Deduplicate X to silence this.",
+            UserWarning, stacklevel=4)
+        frame, y = frame.loc[~dup], y[~dup]
+    return frame, y

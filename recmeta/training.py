@@ -1,0 +1,134 @@
+"""The outer loop: Adam over batches of users, validation users, early stopping.
+
+Each step samples a batch of training users, splits each history into support and query,
+adapts on the support sets (the inner loop) and updates the initialisation, and for
+Meta-SGD the inner learning rates, on the query loss. After every epoch the validation
+users, carved from the training users, are adapted and scored the same way; training stops
+when their query loss has not improved for ``patience`` epochs and the best state is kept.
+
+This module imports torch, numpy and tqdm only.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .adaptation import InnerLoop
+from .episodes import Batch, EpisodeSampler, Histories
+from .meta import MetaLearner, Table
+
+logger = logging.getLogger("recmeta")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What the outer loop needs besides the model and the data."""
+
+    loop: InnerLoop
+    method: str = "maml"
+    outer_lr: float = 1e-3
+    batch_size: int = 32
+    max_epochs: int = 30
+    patience: int = 3
+    clip_norm: float = 10.0
+    verbose: int = 1
+
+
+@dataclass
+class TrainResult:
+    """What happened: per-epoch losses, and the epoch whose state was kept."""
+
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+
+    @property
+    def n_epochs(self) -> int:
+        return len(self.train_loss)
+
+
+class Trainer:
+    """Runs the outer loop for one :class:`MetaLearner` on one set of histories."""
+
+    def __init__(self, learner: MetaLearner, users: Table, items: Table, histories: Histories,
+                 sampler: EpisodeSampler, settings: TrainSettings, device: torch.device):
+        self.learner, self.users, self.items = learner, users, items
+        self.histories, self.sampler, self.settings, self.device = (
+            histories, sampler, settings, device)
+        self.optimizer = torch.optim.Adam(learner.parameter_groups(settings.outer_lr))
+
+    def train_step(self, support: Batch, query: Batch) -> float:
+        """One outer update on one batch of users; returns its loss."""
+        learner, loop = self.learner, self.settings.loop
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.settings.method == "supervised":
+            loss = learner.pooled_loss(self.users, self.items, [support, query], loop.objective)
+        else:
+            loss = learner.query_loss(self.users, self.items, support, query, loop)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(learner.parameters(), self.settings.clip_norm)
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def evaluation_step(self, support: Batch, query: Batch) -> float:
+        """Query loss after adapting, without updating anything."""
+        with torch.no_grad():
+            loss = self.learner.query_loss(self.users, self.items, support, query,
+                                           self.settings.loop)
+        return float(loss)
+
+    def fit(self, train_users: np.ndarray, validation_users: np.ndarray,
+            rng: np.random.Generator) -> TrainResult:
+        settings, result = self.settings, TrainResult()
+        fixed = np.random.default_rng(rng.integers(2**32))
+        validation = self._fixed_episodes(validation_users, fixed)
+        best_loss, best_state, stale = np.inf, None, 0
+        steps = -(-len(train_users) // settings.batch_size)
+        bar = tqdm(total=settings.max_epochs * steps, desc="meta-training", unit="batch",
+                   disable=None if settings.verbose else True, leave=False)
+        try:
+            for epoch in range(settings.max_epochs):
+                result.train_loss.append(self._epoch(train_users, rng, bar))
+                if not validation:
+                    continue
+                loss = float(np.mean([self.evaluation_step(s, q) for s, q in validation]))
+                result.validation_loss.append(loss)
+                bar.set_postfix(train=f"{result.train_loss[-1]:.4f}", validation=f"{loss:.4f}")
+                logger.info("epoch %d: train loss %.4f, validation loss %.4f",
+                            epoch + 1, result.train_loss[-1], loss)
+                if best_state is None or loss < best_loss - 1e-4 * abs(best_loss):
+                    best_loss, stale, result.best_epoch = loss, 0, epoch
+                    best_state = copy.deepcopy(self.learner.state_dict())
+                else:
+                    stale += 1
+                    if stale >= settings.patience:
+                        break
+        finally:
+            bar.close()
+        if best_state is not None:
+            self.learner.load_state_dict(best_state)
+        else:
+            result.best_epoch = result.n_epochs - 1
+        return result
+
+    def _epoch(self, train_users: np.ndarray, rng: np.random.Generator, bar) -> float:
+        order = rng.permutation(train_users)
+        losses = []
+        for start in range(0, len(order), self.settings.batch_size):
+            users = order[start : start + self.settings.batch_size]
+            support, query = self.sampler.sample(self.histories, users, rng)
+            losses.append(self.train_step(support.to(self.device), query.to(self.device)))
+            bar.update(1)
+        return float(np.mean(losses))
+
+    def _fixed_episodes(self, users: np.ndarray, rng: np.random.Generator) -> list:
+        batch = max(self.settings.batch_size, 256)
+        return [tuple(b.to(self.device) for b in
+                      self.sampler.sample(self.histories, users[i : i + batch], rng))
+                for i in range(0, len(users), batch)]
