@@ -9,8 +9,14 @@ from . import columns as C
 from .catalog import EntityTable
 from .episodes import with_negatives
 from .exceptions import DataError
-from .frames import check_columns, check_target, drop_duplicates, to_frame
-from .meta import as_table
+from .frames import (
+    ROW_ITEM,
+    check_columns,
+    check_target,
+    drop_duplicates,
+    to_frame,
+    with_row_items,
+)
 from .serving import adapt_users, score_rows, top_n
 
 
@@ -45,7 +51,7 @@ class AdaptedUsers:
             Predicted ratings, or probabilities for the binary objective.
         """
         request = Request(self._model, self._items)
-        frame = request.frame(X, "X", users=False)
+        frame = request.frame(X, "X", users="id")
         items = request.items
         user_pos = self._users.positions(frame[request.schema.user_col])
         if (user_pos < 0).any():
@@ -101,7 +107,7 @@ class AdaptedUsers:
             return self._items, np.arange(len(self._items))
         if isinstance(candidates, pd.DataFrame):
             request = Request(self._model, self._items)
-            frame = request.frame(candidates, "candidates", users=False)
+            frame = request.frame(candidates, "candidates", users="none")
             ids = frame[request.schema.item_col].drop_duplicates()
             return request.items, request.items.positions(ids)
         ids = pd.Index(pd.unique(np.asarray(list(candidates), dtype=object)))
@@ -112,7 +118,7 @@ class AdaptedUsers:
         return self._items, pos
 
     def _table(self, entities: EntityTable):
-        return as_table(entities.encoded, self._model.device_)
+        return entities.tensors(self._model.device_)
 
 
 class Request:
@@ -122,11 +128,24 @@ class Request:
         self.model, self.schema = model, model.schema_
         self.items = items if items is not None else model.items_
 
-    def frame(self, X, what: str, users: bool = True) -> pd.DataFrame:
-        """Check ``X``'s columns, and add any new items it brings to the catalogue."""
+    def frame(self, X, what: str, users: str = "features") -> pd.DataFrame:
+        """Check ``X``'s columns, and add any new items it brings to the catalogue.
+
+        ``users`` says what ``X`` must have of users: ``"features"`` (id and features),
+        ``"id"`` or ``"none"`` (a candidate list).
+        """
         frame = to_frame(X, what)
         s = self.schema
-        needed = [s.user_col, s.item_col, *s.item_fields, *(s.user_fields if users else [])]
+        expected = self.model.n_features_in_
+        if not isinstance(X, pd.DataFrame) and frame.shape[1] != expected:
+            raise DataError(f"{what} has {frame.shape[1]} features, but "
+                            f"{type(self.model).__name__} is expecting {expected} features "
+                            f"as input (the columns of fit, in the same order).")
+        if s.item_col == ROW_ITEM:
+            frame = with_row_items(frame, len(self.items))
+        needed = [s.item_col, *s.item_fields]
+        needed += [s.user_col] if users != "none" else []
+        needed += s.user_fields if users == "features" else []
         check_columns(frame, needed, what, hint="It needs the id and feature columns of fit.")
         new = ~frame[s.item_col].isin(self.items.ids)
         if new.any():
@@ -151,8 +170,8 @@ class Request:
                 supports.append(self._remembered(user))
         seen = [items for items, _ in supports]
         model = self.model
-        fast = adapt_users(model.learner_, as_table(table.encoded, model.device_),
-                           as_table(self.items.encoded, model.device_), np.arange(len(table)),
+        fast = adapt_users(model.learner_, table.tensors(model.device_),
+                           self.items.tensors(model.device_), np.arange(len(table)),
                            self._with_negatives(supports), model._loop(model.objective_))
         return AdaptedUsers(model, table, self.items, fast, seen)
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .features import FeatureSpace
 from .frames import ITEM_ID_FIELD, side_table
+from .meta import as_table
 
 
 @dataclass
@@ -32,6 +33,10 @@ class EntityTable:
         """Encode the distinct ``key`` values of ``frame`` (the last row of each)."""
         table = raw_side(frame, key, columns, side)
         return cls(pd.Index(table.index), space.encode(side, table))
+
+    def tensors(self, device) -> dict:
+        """The encoded columns as tensors on ``device``, with the row numbers."""
+        return as_table(self.encoded, len(self), device)
 
     def positions(self, ids) -> np.ndarray:
         """Row of each id, ``-1`` where it is not in the table."""

@@ -18,8 +18,8 @@ from .adapted import AdaptedUsers, Request
 from .catalog import EntityTable, raw_side
 from .episodes import EpisodeSampler, Histories
 from .features import FeatureSpace
-from .frames import check_target, drop_duplicates, resolve_schema, to_frame
-from .meta import ADAPT, METHODS, MetaLearner, as_table
+from .frames import check_target, drop_duplicates, resolve_schema, to_frame, with_row_items
+from .meta import ADAPT, METHODS, MetaLearner
 from .model import FieldShape, Scorer, ScorerConfig
 from .training import Trainer, TrainSettings
 
@@ -36,6 +36,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
     ----------
     user_col, item_col : str or int, default="user_id", "item_id"
         Columns of ``X`` holding the user and item ids (labels; ints for arrays).
+        ``item_col=None`` makes every row an item of its own, known only by its features
+        (tabular data without item ids).
     time_col : str or int, default=None
         Optional column ordering each history; the latest ``max_history`` rows are used.
     user_features, item_features : "auto", None or list of str, default="auto"
@@ -105,7 +107,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "user_col": P.Label(), "item_col": P.Label(), "time_col": P.Label(optional=True),
+        "user_col": P.Label(), "item_col": P.Label(optional=True),
+        "time_col": P.Label(optional=True),
         "user_features": P.Columns(), "item_features": P.Columns(),
         "feature_kinds": P.AnyOf((P.Options((None,)), P.Mapping())),
         "use_item_ids": P.Options((True, False)),
@@ -172,6 +175,9 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         P.validate(self.get_params(deep=False), self._parameter_constraints, type(self).__name__)
         frame = to_frame(X)
         target = check_target(y, len(frame))
+        n_features, names = frame.shape[1], list(frame.columns)
+        if self.item_col is None:
+            frame = with_row_items(frame, 0)
         schema = resolve_schema(frame, self.user_col, self.item_col, self.time_col,
                                 self.user_features, self.item_features, self.use_item_ids,
                                 self.feature_kinds)
@@ -201,9 +207,9 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         self.learner_, self.device_ = learner.eval(), device
         self.loss_curve_, self.validation_loss_curve_ = result.train_loss, result.validation_loss
         self.n_epochs_, self.best_epoch_ = result.n_epochs, result.best_epoch
-        self.n_features_in_ = frame.shape[1]
-        if all(isinstance(c, str) for c in frame.columns):
-            self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        self.n_features_in_ = n_features
+        if all(isinstance(c, str) for c in names):
+            self.feature_names_in_ = np.asarray(names, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         return self
@@ -245,7 +251,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         settings = TrainSettings(self._loop(objective), self.method, self.outer_lr,
                                  self.batch_size, self.max_epochs, self.patience,
                                  verbose=self.verbose)
-        trainer = Trainer(learner, as_table(users.encoded, device), as_table(items.encoded, device),
+        trainer = Trainer(learner, users.tensors(device), items.tensors(device),
                           histories, sampler, settings, device)
         if self.verbose >= 2:
             import logging
@@ -327,7 +333,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
-        tags.input_tags.categorical = True
+        tags.input_tags.allow_nan = True  # a missing feature value maps to "unknown"
         return tags
 
 

@@ -4,11 +4,10 @@ Each one subclasses the built-in exception a caller would already catch (``Value
 ``RuntimeError``), so ``except ValueError`` keeps working.
 """
 
-from sklearn.exceptions import NotFittedError as _SklearnNotFitted
+from sklearn.exceptions import NotFittedError
 
-
-class NotFittedError(_SklearnNotFitted):
-    """Raised when a model is used before ``fit``; scikit-learn's own class, so its checks agree."""
+# Raised when a model is used before ``fit``: scikit-learn's own class, so its tools agree.
+NotFittedError = NotFittedError
 
 
 class ModelFormatError(ValueError):

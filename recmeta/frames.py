@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import DataConversionWarning
 
 from .exceptions import DataError
 from .features import KINDS, infer_kind
 
 ITEM_ID_FIELD = "__item_id__"
+ROW_ITEM = "__row_item__"  # item_col=None: every row is its own item, known by its features
 
 
 @dataclass
@@ -38,24 +40,39 @@ class Schema:
 
 def to_frame(X, what: str = "X") -> pd.DataFrame:
     """A DataFrame view of ``X`` (arrays get integer column labels ``0..p-1``)."""
+    if hasattr(X, "tocsr") or hasattr(X, "sparse"):
+        raise DataError(f"Sparse input is not supported: {what} must be a dense DataFrame with "
+                        f"a row per interaction. Convert it with .toarray() or build a frame.")
     if isinstance(X, pd.DataFrame):
         frame = X
     elif hasattr(X, "__array__") or isinstance(X, list | tuple):
-        array = np.asarray(X, dtype=object if isinstance(X, list | tuple) else None)
+        array = np.asarray(X) if hasattr(X, "__array__") else np.asarray(X, dtype=object)
         if array.ndim != 2:
             raise DataError(
                 f"{what} must be 2-dimensional (a frame with a row per interaction); got an array "
                 f"of shape {array.shape}. Reshape your data with array.reshape(-1, 1) if it "
                 f"has a single feature or array.reshape(1, -1) if it contains a single sample."
             )
-        frame = pd.DataFrame(array)
+        # lists: let pandas infer each column's type (numbers stay numbers)
+        frame = pd.DataFrame(array if hasattr(X, "__array__") else list(X)).infer_objects()
     else:
         raise DataError(
             f"{what} must be a pandas DataFrame or a 2-d array; got {type(X).__name__}.")
+    if any(pd.api.types.is_complex_dtype(t) for t in frame.dtypes):
+        raise DataError(f"Complex data not supported: {what} must hold real numbers, ids or "
+                        f"categories.")
     if len(frame) == 0:
         raise DataError(f"{what} is empty (0 rows): it needs at least one interaction "
                         f"(a minimum of 1 sample is required).")
+    if frame.shape[1] == 0:
+        raise DataError(f"{what} has 0 feature(s) (shape={frame.shape}) while a minimum of 1 is "
+                        f"required: it needs at least the user id column.")
     return frame
+
+
+def with_row_items(frame: pd.DataFrame, start: int) -> pd.DataFrame:
+    """For ``item_col=None``: number every row as an item of its own, from ``start``."""
+    return frame.assign(**{ROW_ITEM: np.arange(start, start + len(frame))})
 
 
 def check_columns(frame: pd.DataFrame, columns: list, what: str = "X", hint: str = "") -> None:
@@ -72,15 +89,18 @@ def check_columns(frame: pd.DataFrame, columns: list, what: str = "X", hint: str
 def check_target(y, n_rows: int, what: str = "y") -> np.ndarray:
     """``y`` as a finite float vector of ``n_rows`` values, or a clear error."""
     if y is None:
-        raise DataError(f"{what} is required: pass the ratings (or 0/1 feedback), one per row.")
+        raise DataError(f"{what} is required: pass the ratings (or 0/1 feedback), one per row "
+                        f"(the estimator requires y to be passed, but the target y is None).")
     values = y.to_numpy() if isinstance(y, pd.Series | pd.DataFrame) else np.asarray(y)
     if values.ndim == 2 and values.shape[1] == 1:
         warnings.warn(f"A column-vector {what} was passed when a 1d array was expected; "
-                      f"use y.ravel().", RuntimeWarning, stacklevel=3)
+                      f"use y.ravel().", DataConversionWarning, stacklevel=3)
         values = values.ravel()
     if values.ndim != 1:
         raise DataError(f"{what} must be 1-dimensional (one rating per row); got shape "
                         f"{values.shape}. Pass a single column, e.g. y.ravel().")
+    if np.iscomplexobj(values):
+        raise DataError(f"Complex data not supported: {what} must hold real numbers.")
     if len(values) != n_rows:
         raise DataError(f"{what} has {len(values)} values but X has {n_rows} rows: "
                         f"they must match, one rating per interaction.")
@@ -124,6 +144,8 @@ def resolve_schema(frame: pd.DataFrame, user_col, item_col, time_col, user_featu
     check_columns(frame, [user_col, item_col],
                   hint="Name the id columns with user_col= and item_col=.")
     check_columns(frame, [time_col], hint="Name the time column with time_col=, or pass None.")
+    if item_col is None:
+        item_col, use_item_ids = ROW_ITEM, False
     ids = {user_col, item_col, time_col}
     rest = [c for c in frame.columns if c not in ids]
     users = _named(frame, user_features, "user_features")

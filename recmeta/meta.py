@@ -34,11 +34,10 @@ def rows(table: Table, index: Tensor) -> Table:
     return {name: column[index] for name, column in table.items()}
 
 
-def as_table(encoded: dict, device: torch.device | str = "cpu") -> Table:
+def as_table(encoded: dict, n_rows: int, device: torch.device | str = "cpu") -> Table:
     """Turn an encoded (numpy) table into tensors, adding the row numbers under ``_row``."""
     table = {name: torch.as_tensor(column, device=device) for name, column in encoded.items()}
-    n = len(next(iter(table.values()))) if table else encoded.get(ROW_KEY, 0)
-    table[ROW_KEY] = torch.arange(n, device=device)
+    table[ROW_KEY] = torch.arange(n_rows, device=device)
     return table
 
 
@@ -61,12 +60,16 @@ class MetaLearner(nn.Module):
         super().__init__()
         self.scorer = scorer
         self.adapt_all = adapt == "all"
-        self.adapted = scorer if self.adapt_all else scorer.head
         self.lr = nn.ParameterDict({
             _key(name): nn.Parameter(torch.full_like(p, inner_lr) if learn_lr
                                      else torch.tensor(inner_lr), requires_grad=learn_lr)
             for name, p in self.adapted.named_parameters()
         })
+
+    @property
+    def adapted(self) -> nn.Module:
+        """The part of the scorer each user adapts (not a registered child: no aliases)."""
+        return self.scorer if self.adapt_all else self.scorer.head
 
     def init_params(self) -> Params:
         return dict(self.adapted.named_parameters())

@@ -1,0 +1,151 @@
+"""The batched inner loop against the slow per-user reference, and meta-gradients against
+finite differences."""
+
+import numpy as np
+import pytest
+import torch
+from torch.func import functional_call
+
+from recmeta.adaptation import InnerLoop, adapt_reference
+from recmeta.episodes import pad
+from recmeta.meta import MetaLearner, as_table
+from recmeta.model import FieldShape, Scorer, ScorerConfig
+
+FIELDS = (
+    FieldShape("gender", "user", "cat", 4),
+    FieldShape("age", "user", "num"),
+    FieldShape("item", "item", "cat", 14),
+    FieldShape("genres", "item", "multi", 7),
+    FieldShape("length", "item", "num"),
+)
+
+
+def _world(seed, n_users=9, n_items=12, dtype=torch.float32):
+    rng = np.random.default_rng(seed)
+    users = as_table({"gender": rng.integers(1, 4, n_users),
+                      "age": rng.normal(size=n_users).astype(np.float32)}, n_users)
+    genres = rng.integers(0, 7, size=(n_items, 3))
+    genres[:, 0] = np.maximum(genres[:, 0], 1)  # at least one value per item
+    items = as_table({"item": np.arange(n_items) + 2, "genres": genres,
+                      "length": rng.normal(size=n_items).astype(np.float32)}, n_items)
+    for table in (users, items):
+        for name, column in table.items():
+            if column.is_floating_point():
+                table[name] = column.to(dtype)
+    return rng, users, items
+
+
+def _learner(seed, adapt, learn_lr=False, dtype=torch.float32, inner_lr=0.3):
+    torch.manual_seed(seed)
+    scorer = Scorer(ScorerConfig(FIELDS, embedding_dim=4, hidden=(8, 6))).to(dtype)
+    learner = MetaLearner(scorer, adapt=adapt, inner_lr=inner_lr, learn_lr=learn_lr).to(dtype)
+    if learn_lr:  # distinct per-entry rates, so a mix-up between entries would show
+        with torch.no_grad():
+            for p in learner.lr.parameters():
+                p.uniform_(0.05, 0.5)
+    return learner
+
+
+def _ragged(rng, n_users, n_items, lengths):
+    users = rng.choice(n_users, size=len(lengths), replace=False)
+    items = [rng.choice(n_items, size=k, replace=False) for k in lengths]
+    target = [rng.normal(size=k).astype(np.float32) for k in lengths]
+    return users, items, target
+
+
+@pytest.mark.parametrize("adapt", ["mlp", "all"])
+@pytest.mark.parametrize("method", ["maml", "fomaml", "metasgd"])
+@pytest.mark.parametrize("objective", ["squared", "binary"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_batched_adaptation_equals_per_user_reference(adapt, method, objective, seed):
+    rng, users, items = _world(seed)
+    learner = _learner(seed, adapt, learn_lr=method == "metasgd")
+    loop = InnerLoop(steps=4, objective=objective, first_order=method == "fomaml")
+    lengths = [int(k) for k in rng.integers(0, 9, size=6)] + [0, 1]
+    user_ids, item_lists, targets = _ragged(rng, 9, 12, lengths)
+    if objective == "binary":
+        targets = [(t > 0).astype(np.float32) for t in targets]
+    batch = pad(user_ids, item_lists, targets)
+    candidates = torch.arange(12)
+
+    with torch.no_grad():
+        fast = learner.adapt(users, items, batch, loop)
+        batched = learner.score(users, items, fast, batch.users, candidates)
+
+    for row, user in enumerate(user_ids):
+        inputs = learner.inputs(users, items, torch.tensor(user), torch.as_tensor(item_lists[row]))
+        slow = adapt_reference(learner.adapted, learner.init_params(), learner.inner_lrs(),
+                               inputs, torch.as_tensor(targets[row]), loop)
+        expected = functional_call(learner.adapted, slow,
+                                   learner.inputs(users, items, torch.tensor(user), candidates))
+        torch.testing.assert_close(batched[row], expected.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_adaptation_moves_users_apart_and_empty_history_stays_at_init():
+    rng, users, items = _world(3)
+    learner = _learner(3, "mlp")
+    user_ids, item_lists, targets = _ragged(rng, 9, 12, [5, 0, 5])
+    targets[2] = -targets[0]
+    item_lists[2] = item_lists[0]
+    batch = pad(user_ids, item_lists, targets)
+    with torch.no_grad():
+        fast = learner.adapt(users, items, batch, InnerLoop(steps=3))
+    init = learner.init_params()
+    for name, p in fast.items():
+        torch.testing.assert_close(p[1], init[name].detach())
+    assert not torch.allclose(fast["out.bias"][0], fast["out.bias"][2])
+
+
+def _meta_setup(adapt, learn_lr):
+    rng, users, items = _world(7, dtype=torch.float64)
+    learner = _learner(7, adapt, learn_lr=learn_lr, dtype=torch.float64, inner_lr=0.4)
+    s_users, s_items, s_target = _ragged(rng, 9, 12, [4, 6, 3])
+    q_items = [rng.choice(12, size=3, replace=False) for _ in s_users]
+    q_target = [rng.normal(size=3) for _ in s_users]
+    support = pad(s_users, s_items, s_target)
+    query = pad(s_users, q_items, q_target)
+    support.target, query.target = support.target.double(), query.target.double()
+    return users, items, learner, support, query
+
+
+def _meta_loss(learner, users, items, support, query, first_order=False):
+    loop = InnerLoop(steps=3, first_order=first_order)
+    return learner.query_loss(users, items, support, query, loop)
+
+
+def _directional(learner, users, items, support, query, first_order=False):
+    """Analytic directional derivative along a fixed random direction, and the central
+    finite difference of the (second-order) meta-loss along it."""
+    params = [p for p in learner.parameters() if p.requires_grad]
+    loss = _meta_loss(learner, users, items, support, query, first_order)
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    gen = torch.Generator().manual_seed(0)
+    directions = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
+    analytic = sum(float((g * d).sum()) for g, d in zip(grads, directions, strict=True)
+                   if g is not None)
+    eps = 1e-5
+    with torch.no_grad():
+        losses = []
+        for sign in (1, -1):
+            for p, d in zip(params, directions, strict=True):
+                p.add_(sign * eps * d)
+            losses.append(float(_meta_loss(learner, users, items, support, query)))
+            for p, d in zip(params, directions, strict=True):
+                p.sub_(sign * eps * d)
+    return analytic, (losses[0] - losses[1]) / (2 * eps)
+
+
+@pytest.mark.parametrize("adapt,learn_lr", [("mlp", False), ("all", False), ("mlp", True)])
+def test_second_order_meta_gradient_matches_finite_differences(adapt, learn_lr):
+    users, items, learner, support, query = _meta_setup(adapt, learn_lr)
+    analytic, numeric = _directional(learner, users, items, support, query)
+    assert abs(analytic - numeric) <= 1e-6 * max(1.0, abs(numeric))
+
+
+def test_first_order_gradient_differs_from_second_order():
+    users, items, learner, support, query = _meta_setup("mlp", False)
+    second, numeric = _directional(learner, users, items, support, query)
+    first, _ = _directional(learner, users, items, support, query, first_order=True)
+    assert abs(second - numeric) <= 1e-6 * max(1.0, abs(numeric))
+    # first-order MAML drops the Hessian term: its error is orders of magnitude larger
+    assert abs(first - numeric) > 1e-2 * max(1.0, abs(numeric))

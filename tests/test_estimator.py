@@ -1,0 +1,224 @@
+"""MetaRecommender: fit, predict, adapt, recommend, and what it says about bad input."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recmeta import DataError, InvalidParameterError, MetaRecommender, make_synthetic
+from recmeta.exceptions import NotFittedError
+
+FAST = dict(max_epochs=3, random_state=0, verbose=0, embedding_dim=8, hidden=(16, 16))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(n_users=120, n_items=60, ratings_per_user=(8, 30), random_state=0)
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    return MetaRecommender(**FAST).fit(data.X, data.y)
+
+
+def _new_users(seed=1, n_users=20):
+    """Users the model never saw (ids offset), with features and ratings."""
+    new = make_synthetic(n_users=n_users, n_items=60, ratings_per_user=(8, 20),
+                         random_state=seed)
+    X = new.X.assign(user_id=new.X.user_id + 10_000)
+    return X, new.y
+
+
+def test_fit_sets_learned_attributes(model, data):
+    assert model.objective_ == "squared"
+    assert model.n_features_in_ == data.X.shape[1]
+    assert list(model.feature_names_in_) == list(data.X.columns)
+    assert model.schema_.user_fields == ["gender", "age", "occupation"]
+    assert model.schema_.item_fields == ["genres", "decade", "length"]
+    assert model.n_epochs_ == 3 and len(model.validation_loss_curve_) == 3
+
+
+def test_predict_scores_rows_in_order_on_the_rating_scale(model, data):
+    rows = data.X.iloc[[5, 0, 3]]
+    pred = model.predict(rows)
+    assert pred.shape == (3,) and np.isfinite(pred).all()
+    np.testing.assert_allclose(pred, model.predict(data.X).take([5, 0, 3]), rtol=1e-5)
+    assert 0.0 < pred.mean() < 6.0
+
+
+def test_known_users_are_adapted_on_their_remembered_history(model, data):
+    rows = data.X[data.X.user_id == 0].head(3)
+    adapted = model.predict(rows)
+    model.set_params(inner_steps=0)
+    try:
+        initial = model.predict(rows)
+    finally:
+        model.set_params(inner_steps=FAST.get("inner_steps", 5))
+    assert not np.allclose(adapted, initial)
+
+
+def test_predict_with_an_explicit_history_equals_adapt_then_predict(model):
+    X, y = _new_users()
+    history, query = X.iloc[::2], X.iloc[1::2]
+    direct = model.predict(query, history, y[::2])
+    via_adapt = model.adapt(history, y[::2]).predict(query)
+    np.testing.assert_allclose(direct, via_adapt, rtol=1e-6)
+
+
+def test_user_without_history_falls_back_to_initialisation_on_features(model):
+    X, _ = _new_users()
+    user = X[X.user_id == X.user_id.iloc[0]].head(4)
+    cold = model.predict(user)
+    model.set_params(inner_steps=0)
+    try:
+        np.testing.assert_allclose(cold, model.predict(user), rtol=1e-6)
+    finally:
+        model.set_params(inner_steps=5)
+    other = user.assign(gender="F" if user.gender.iloc[0] == "M" else "M", age="55+")
+    assert not np.allclose(cold, model.predict(other))
+
+
+def test_adapt_and_recommend_for_new_users(model):
+    X, y = _new_users()
+    adapted = model.adapt(X, y)
+    assert len(adapted) == X.user_id.nunique()
+    recs = adapted.recommend(n=5)
+    assert list(recs.columns) == ["user_id", "item_id", "score", "rank"]
+    assert recs.groupby("user_id").size().eq(5).all()
+    assert recs.groupby("user_id")["rank"].apply(list).map(lambda r: r == [1, 2, 3, 4, 5]).all()
+    assert recs.groupby("user_id")["score"].apply(lambda s: s.is_monotonic_decreasing).all()
+    seen = set(zip(X.user_id, X.item_id, strict=True))
+    assert not any((u, i) in seen for u, i in zip(recs.user_id, recs.item_id, strict=True))
+    with_seen = adapted.recommend(n=60, exclude_seen=False)
+    assert any((u, i) in seen for u, i in zip(with_seen.user_id, with_seen.item_id, strict=True))
+
+
+def test_recommend_scores_agree_with_predict(model, data):
+    recs = model.recommend(users=[3], n=4)
+    rows = data.items.set_index("item_id").loc[recs.item_id].reset_index()
+    user = data.users[data.users.user_id == 3]
+    frame = rows.assign(**{c: user[c].iloc[0] for c in user.columns})
+    np.testing.assert_allclose(model.predict(frame), recs.score, rtol=1e-5)
+
+
+def test_recommend_candidates_ids_and_new_items(model, data):
+    recs = model.recommend(users=[0, 1], n=2, candidates=[1, 2, 3])
+    assert set(recs.item_id) <= {1, 2, 3}
+    new_items = pd.DataFrame({"item_id": ["new-a", "new-b"], "genres": ["drama|war", "comedy"],
+                              "decade": ["2010s", "1970s"], "length": [100.0, 90.0]})
+    recs = model.recommend(users=[0], n=2, candidates=new_items)
+    assert set(recs.item_id) == {"new-a", "new-b"}
+    with pytest.raises(DataError, match="'nope' is unknown"):
+        model.recommend(users=[0], candidates=["nope"])
+
+
+def test_adapt_names_a_listed_user_missing_from_the_history(model):
+    X, y = _new_users()
+    with pytest.raises(DataError, match="User 424242 has no rows in history_X"):
+        model.adapt(X, y, users=[X.user_id.iloc[0], 424242])
+
+
+def test_same_seed_same_model_other_seed_other_model(data):
+    a = MetaRecommender(**FAST).fit(data.X, data.y).predict(data.X.head(20))
+    b = MetaRecommender(**FAST).fit(data.X, data.y).predict(data.X.head(20))
+    c = MetaRecommender(**{**FAST, "random_state": 1}).fit(data.X, data.y).predict(
+        data.X.head(20))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_implicit_feedback_uses_binary_objective_with_negatives():
+    clicks = make_synthetic(n_users=80, n_items=50, implicit=True, random_state=2)
+    model = MetaRecommender(**FAST).fit(clicks.X, clicks.y)
+    assert model.objective_ == "binary"
+    p = model.predict(clicks.X.head(10))
+    assert ((p > 0) & (p < 1)).all()
+    recs = model.recommend(users=[int(clicks.X.user_id.iloc[0])], n=3)
+    assert len(recs) == 3
+
+
+def test_time_col_orders_histories_and_keeps_the_latest(data):
+    frame = data.X.assign(ts=data.interactions.timestamp.to_numpy())
+    model = MetaRecommender(**FAST, time_col="ts", max_history=3).fit(frame, data.y)
+    user = frame[frame.user_id == 0]
+    latest = user.sort_values("ts").item_id.tail(3).tolist()
+    items, _ = model.histories_.of(model.users_.positions([0])[0])
+    assert model.items_.ids[items].tolist()[-3:] == latest
+
+
+def test_duplicate_rows_keep_the_last_with_a_warning(data):
+    X = pd.concat([data.X, data.X.head(2)], ignore_index=True)
+    y = np.concatenate([data.y, [1.0, 1.0]])
+    with pytest.warns(UserWarning, match="2 duplicate"):
+        model = MetaRecommender(**{**FAST, "max_epochs": 1}).fit(X, y)
+    user = model.users_.positions([data.X.user_id.iloc[0]])[0]
+    items, target = model.histories_.of(user)
+    first_item = model.items_.positions([data.X.item_id.iloc[0]])[0]
+    scaled_one = (1.0 - model.target_mean_) / model.target_scale_
+    assert np.isclose(target[list(items).index(first_item)], scaled_one)
+
+
+def test_item_col_none_makes_every_row_an_item():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"user": rng.integers(0, 30, 300), "a": rng.normal(size=300),
+                      "b": rng.normal(size=300)})
+    y = X.a * 2 + rng.normal(scale=0.1, size=300)
+    model = MetaRecommender(user_col="user", item_col=None, **FAST).fit(X, y)
+    assert model.predict(X.head(5)).shape == (5,)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (lambda X, y: (X.drop(columns="item_id"), y), "X has no column 'item_id'"),
+    (lambda X, y: (X.iloc[:0], y[:0]), "empty"),
+    (lambda X, y: (X, np.where(np.arange(len(y)) == 3, np.nan, y)), "NaN or infinite.*row 3"),
+    (lambda X, y: (X, np.where(np.arange(len(y)) == 0, np.inf, y)), "NaN or infinite"),
+    (lambda X, y: (X, np.array(["good"] * len(y), dtype=object)), "numeric.*'good'"),
+    (lambda X, y: (X, y[:-1]), "values but X has"),
+    (lambda X, y: (X, None), "y is required"),
+    (lambda X, y: (X.assign(noise=np.arange(len(X))), y), "'noise' changes within a user"),
+])
+def test_bad_input_is_named(data, bad, match):
+    X, y = bad(data.X, data.y)
+    with pytest.raises(DataError, match=match):
+        MetaRecommender(**FAST).fit(X, y)
+
+
+def test_bad_parameters_are_named(data):
+    with pytest.raises(InvalidParameterError, match=r"'method'.*'maml'.*Got 'mamll'"):
+        MetaRecommender(method="mamll").fit(data.X, data.y)
+    with pytest.raises(InvalidParameterError, match=r"'inner_steps'.*>= 0.*Got -1"):
+        MetaRecommender(inner_steps=-1).fit(data.X, data.y)
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidParameterError, match="no GPU"):
+            MetaRecommender(device="cuda").fit(data.X, data.y)
+
+
+def test_predict_before_fit_and_missing_columns(model, data):
+    with pytest.raises(NotFittedError):
+        MetaRecommender().predict(data.X)
+    with pytest.raises(DataError, match="X has no column 'genres'"):
+        model.predict(data.X.drop(columns="genres"))
+
+
+def test_failed_fit_leaves_no_fitted_state(data, monkeypatch):
+    from recmeta import training
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(training.Trainer, "fit", boom)
+    model = MetaRecommender(**FAST)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(data.X, data.y)
+    assert not [k for k in vars(model) if k.endswith("_") and not k.startswith("_")]
+
+
+def test_device_auto_runs_and_returns_cpu_results(data):
+    model = MetaRecommender(**{**FAST, "max_epochs": 1}, device="auto").fit(data.X, data.y)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert model.device_.type == expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(model.predict(data.X.head(2)), np.ndarray)

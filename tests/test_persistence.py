@@ -1,0 +1,97 @@
+"""save / load (safetensors + JSON, never pickle) and pickling."""
+
+import json
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+
+from recmeta import MetaRecommender, ModelFormatError, make_synthetic
+from recmeta.persistence import DATA, META, WEIGHTS
+
+FAST = dict(max_epochs=2, random_state=0, verbose=0, embedding_dim=8, hidden=(16,))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(n_users=60, n_items=40, random_state=4)
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    return MetaRecommender(method="metasgd", **FAST).fit(data.X, data.y)
+
+
+def _same(a, b, data):
+    np.testing.assert_array_equal(a.predict(data.X), b.predict(data.X))
+    assert a.recommend(users=[0, 5], n=3).equals(b.recommend(users=[0, 5], n=3))
+
+
+def test_save_load_round_trip(model, data, tmp_path):
+    model.save(tmp_path / "m")
+    loaded = MetaRecommender.load(tmp_path / "m")
+    assert loaded.get_params() == model.get_params()
+    _same(model, loaded, data)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted([META, WEIGHTS, DATA])
+
+
+def test_string_ids_and_binary_objective_survive(tmp_path):
+    clicks = make_synthetic(n_users=40, n_items=30, implicit=True, random_state=1)
+    X = clicks.X.assign(user_id="u" + clicks.X.user_id.astype(str))
+    model = MetaRecommender(**FAST).fit(X, clicks.y)
+    model.save(tmp_path / "m")
+    loaded = MetaRecommender.load(tmp_path / "m")
+    assert loaded.objective_ == "binary"
+    np.testing.assert_array_equal(model.predict(X), loaded.predict(X))
+
+
+def test_other_format_version_is_refused(model, tmp_path):
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / META).read_text())
+    meta["format_version"] = 999
+    (tmp_path / "m" / META).write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError, match="format version 999.*reads version 1"):
+        MetaRecommender.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize("name", [WEIGHTS, DATA])
+def test_truncated_or_tampered_tensors_are_refused(model, tmp_path, name):
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / name
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ModelFormatError, match="truncated or was modified"):
+        MetaRecommender.load(tmp_path / "m")
+    tampered = bytearray(blob)
+    tampered[-5] ^= 0xFF
+    path.write_bytes(bytes(tampered))
+    with pytest.raises(ModelFormatError, match="truncated or was modified"):
+        MetaRecommender.load(tmp_path / "m")
+
+
+def test_not_a_model_directory(tmp_path):
+    with pytest.raises(ModelFormatError, match="no model.json"):
+        MetaRecommender.load(tmp_path)
+    (tmp_path / META).write_text("{not json")
+    with pytest.raises(ModelFormatError, match="not valid JSON"):
+        MetaRecommender.load(tmp_path)
+
+
+def test_loading_never_unpickles(model, tmp_path, monkeypatch):
+    model.save(tmp_path / "m")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("load() must not unpickle")
+
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    MetaRecommender.load(tmp_path / "m")
+
+
+def test_pickle_and_joblib(model, data, tmp_path):
+    _same(model, pickle.loads(pickle.dumps(model)), data)
+    joblib.dump(model, tmp_path / "m.joblib")
+    again = joblib.load(tmp_path / "m.joblib")
+    _same(model, again, data)
+    assert next(again.learner_.parameters()).device.type == "cpu"
