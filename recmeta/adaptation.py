@@ -55,10 +55,13 @@ def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, objective: str) -> T
     return rows.sum(-1) / mask.sum(-1).clamp(min=1.0)
 
 
-def _adapt_one(
+def adapt_one(
     module: nn.Module, loop: InnerLoop, params: Params, lrs: Params, inputs, target, mask
 ) -> Params:
-    """Adapt one user's copy of ``params`` on its (padded) support set."""
+    """Adapt one user's copy of ``params`` on its (padded) support set.
+
+    This is the inner loop; :func:`adapt` maps it over a batch of users with ``vmap``.
+    """
 
     def support_loss(fast: Params) -> Tensor:
         return masked_loss(functional_call(module, fast, inputs), target, mask, loop.objective)
@@ -69,7 +72,8 @@ def _adapt_one(
         if loop.first_order:
             grads = {name: g.detach() for name, g in grads.items()}
         # theta_k+1 = theta_k - alpha * grad L_support(theta_k)   (alpha per parameter in Meta-SGD)
-        fast = {name: fast[name] - lrs[name] * grads[name] for name in fast}
+        fast = {name: torch.addcmul(fast[name], lrs[name], grads[name], value=-1.0)
+                for name in fast}
     return fast
 
 
@@ -104,7 +108,7 @@ def adapt(
     dict of str to Tensor
         Adapted parameters, each with a leading user dimension ``B``.
     """
-    fn = partial(_adapt_one, module, loop)
+    fn = partial(adapt_one, module, loop)
     dims = in_dims if in_dims is not None else tuple(0 for _ in inputs)
     # vmap expands unbatched outputs, so with zero steps every user gets a copy of params
     return vmap(fn, in_dims=(None, None, dims, 0, 0))(params, lrs, inputs, target, mask)

@@ -94,21 +94,29 @@ class FieldEmbedding(nn.Module):
 
 
 class MLP(nn.Module):
-    """``MLP(u, i)``: the user vector ``[..., du]`` meets item vectors ``[..., L, di]``."""
+    """``MLP(u, i)``: the user vector ``[..., du]`` meets item vectors ``[..., L, di]``.
+
+    The first layer keeps its user and item halves as separate weights, so that adapting it
+    per user never slices (and re-assembles) one large matrix.
+    """
 
     def __init__(self, config: ScorerConfig):
         super().__init__()
-        self.user_width = config.width("user")
-        widths = [config.width("user") + config.width("item"), *config.hidden]
+        first, *rest = config.hidden
+        self.user_in = nn.Linear(config.width("user"), first)
+        self.item_in = nn.Linear(config.width("item"), first, bias=False)
+        widths = [first, *rest]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
         self.out = nn.Linear(widths[-1], 1)
+        # one fan-in for both halves, as if they were one layer over [u; i]
+        bound = (config.width("user") + config.width("item")) ** -0.5
+        for weight in (self.user_in.weight, self.item_in.weight, self.user_in.bias):
+            nn.init.uniform_(weight, -bound, bound)
 
     def forward(self, user: Tensor, item: Tensor) -> Tensor:
-        first = self.layers[0]
-        w_user, w_item = first.weight[:, : self.user_width], first.weight[:, self.user_width :]
         # h1 = relu(W1_i i + (W1_u u + b1)), the user term broadcast over the L items
-        h = F.relu(F.linear(item, w_item) + F.linear(user, w_user, first.bias).unsqueeze(-2))
-        for layer in self.layers[1:]:
+        h = F.relu(self.item_in(item) + self.user_in(user).unsqueeze(-2))
+        for layer in self.layers:
             h = F.relu(layer(h))
         return self.out(h).squeeze(-1)
 
