@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-nightly bench-evaluate clean
 
 $(BIN)/recmeta: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ lint: $(BIN)/recmeta
 
 bench: $(BIN)/recmeta
 	$(BIN)/python benchmarks/core.py
+
+bench-nightly: $(BIN)/recmeta
+	$(BIN)/python benchmarks/nightly.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -8,23 +8,36 @@ a scikit-learn estimator:
 >>> data = make_synthetic(n_users=40, n_items=30, random_state=0)
 >>> MetaRecommender(max_epochs=1, random_state=0, verbose=0).fit(data.X, data.y).n_epochs_
 1
+
+Names are imported on first use, so ``import recmeta`` (and the command line's database
+commands) do not pay for importing torch.
 """
 
-from .adapted import AdaptedUsers
-from .estimator import MetaRecommender
-from .exceptions import DataError, InvalidParameterError, ModelFormatError, NotFittedError
-from .synthetic import SyntheticData, make_synthetic
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AdaptedUsers",
-    "DataError",
-    "InvalidParameterError",
-    "MetaRecommender",
-    "ModelFormatError",
-    "NotFittedError",
-    "SyntheticData",
-    "__version__",
-    "make_synthetic",
-]
+_EXPORTS = {
+    "AdaptedUsers": ".adapted",
+    "MetaRecommender": ".estimator",
+    "DataError": ".exceptions",
+    "InvalidParameterError": ".exceptions",
+    "ModelFormatError": ".exceptions",
+    "NotFittedError": ".exceptions",
+    "SyntheticData": ".synthetic",
+    "make_synthetic": ".synthetic",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'recmeta' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

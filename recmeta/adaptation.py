@@ -86,6 +86,7 @@ def adapt(
     mask: Tensor,
     loop: InnerLoop,
     in_dims: tuple | None = None,
+    param_dims: dict | None = None,
 ) -> Params:
     """Adapt a batch of users at once.
 
@@ -102,6 +103,9 @@ def adapt(
         unless ``in_dims`` says otherwise.
     target, mask : Tensor of shape (B, L)
         Support targets and the mask of real (non-padding) rows.
+    param_dims : dict of str to {0, None}, default=None
+        Which entries of ``params`` and ``lrs`` are already per user (batched along dim 0);
+        by default none: every user starts from the same ``params``.
 
     Returns
     -------
@@ -111,7 +115,8 @@ def adapt(
     fn = partial(adapt_one, module, loop)
     dims = in_dims if in_dims is not None else tuple(0 for _ in inputs)
     # vmap expands unbatched outputs, so with zero steps every user gets a copy of params
-    return vmap(fn, in_dims=(None, None, dims, 0, 0))(params, lrs, inputs, target, mask)
+    shared = param_dims if param_dims is not None else None
+    return vmap(fn, in_dims=(shared, shared, dims, 0, 0))(params, lrs, inputs, target, mask)
 
 
 def score(module: nn.Module, fast: Params, inputs: tuple, in_dims: tuple | None = None) -> Tensor:

@@ -17,7 +17,7 @@ from .frames import (
     to_frame,
     with_row_items,
 )
-from .serving import adapt_users, score_rows, top_n
+from .serving import adapt_and_score, adapt_users, score_rows, top_n
 
 
 class AdaptedUsers:
@@ -59,16 +59,10 @@ class AdaptedUsers:
             raise DataError(f"User {missing!r} in X was not adapted. Adapt it first: "
                             f"model.adapt(history_X, history_y) with its history.")
         item_pos = items.positions(frame[request.schema.item_col])
-        order = np.argsort(user_pos, kind="stable")
-        bounds = np.flatnonzero(np.diff(user_pos[order])) + 1
-        groups = np.split(order, bounds)
-        rows = np.asarray([user_pos[g[0]] for g in groups], dtype=np.int64)
+        groups, rows = group_rows(user_pos)
         scores = score_rows(self._model.learner_, self._table(self._users), self._table(items),
                             self._fast, rows, rows, [item_pos[g] for g in groups])
-        out = np.empty(len(frame), dtype=np.float64)
-        for g, s in zip(groups, scores, strict=True):
-            out[g] = s
-        return self._model._output(out)
+        return self._model._output(scatter(groups, scores, len(frame)))
 
     def recommend(self, n: int = 10, candidates=None, exclude_seen: bool = True) -> pd.DataFrame:
         """The ``n`` best items for every adapted user.
@@ -153,10 +147,11 @@ class Request:
                 frame.loc[new], s.item_col, s.item_fields, self.model.feature_space_, "item"))
         return frame
 
-    def adapted(self, history_X, history_y, users, require_history: bool = True):
-        histories = self._given(history_X, history_y) if history_X is not None else None
+    def prepare(self, history_X, history_y, users, require_history: bool = True):
+        """The users to adapt, each one's support (item rows, scaled targets)."""
         if history_X is None and history_y is not None:
             raise DataError("history_y was given without history_X; pass both, or neither.")
+        histories = self._given(history_X, history_y) if history_X is not None else None
         table = self._users(users, history_X)
         supports = []
         for user in table.ids:
@@ -168,12 +163,29 @@ class Request:
                                 f"initial model: call adapt(users=[...]) without history_X).")
             else:
                 supports.append(self._remembered(user))
-        seen = [items for items, _ in supports]
+        return table, supports
+
+    def adapted(self, history_X, history_y, users, require_history: bool = True):
+        """Adapt the users and keep each one's parameters."""
+        table, supports = self.prepare(history_X, history_y, users, require_history)
         model = self.model
         fast = adapt_users(model.learner_, table.tensors(model.device_),
                            self.items.tensors(model.device_), np.arange(len(table)),
                            self._with_negatives(supports), model._loop(model.objective_))
-        return AdaptedUsers(model, table, self.items, fast, seen)
+        return AdaptedUsers(model, table, self.items, fast, [i for i, _ in supports])
+
+    def scores(self, frame: pd.DataFrame, history_X, history_y) -> np.ndarray:
+        """Adapt the users of ``frame`` and score its rows, a chunk of users at a time,
+        keeping no per-user parameters."""
+        table, supports = self.prepare(history_X, history_y, frame, require_history=False)
+        model, s = self.model, self.schema
+        groups, rows = group_rows(table.positions(frame[s.user_col]))
+        item_pos = self.items.positions(frame[s.item_col])
+        scores = adapt_and_score(model.learner_, table.tensors(model.device_),
+                                 self.items.tensors(model.device_), rows,
+                                 self._with_negatives([supports[r] for r in rows]),
+                                 [item_pos[g] for g in groups], model._loop(model.objective_))
+        return model._output(scatter(groups, scores, len(frame)))
 
     def _given(self, history_X, history_y) -> dict:
         frame = self.frame(history_X, "history_X")
@@ -218,3 +230,18 @@ class Request:
         rng = np.random.default_rng(0)
         return [with_negatives(i, t, i, model.negatives, len(model.items_), rng)
                 for i, t in supports]
+
+
+def group_rows(user_pos: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Row numbers grouped by user (in user order), and each group's user."""
+    order = np.argsort(user_pos, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(user_pos[order])) + 1)
+    return groups, np.asarray([user_pos[g[0]] for g in groups], dtype=np.int64)
+
+
+def scatter(groups: list[np.ndarray], scores: list[np.ndarray], n: int) -> np.ndarray:
+    """Put each group's scores back at its rows."""
+    out = np.empty(n, dtype=np.float64)
+    for g, values in zip(groups, scores, strict=True):
+        out[g] = values
+    return out

@@ -90,7 +90,7 @@ class EpisodeSampler:
     Parameters
     ----------
     max_support : int
-        Largest support set; sizes are drawn log-uniformly from 0 to this (capped by the
+        Largest support set; sizes are drawn uniformly from 0 to this (capped by the
         history), so the initialisation learns to serve cold users and short histories too.
     query_size : int
         Query rows per user (at most half the history, at least one).
@@ -117,9 +117,8 @@ class EpisodeSampler:
             order = rng.permutation(n)
             n_query = max(1, min(self.query_size, n // 2)) if n else 0
             cap = min(self.max_support, n - n_query)
-            # log-uniform over 0..cap: floor(exp(U(0, log(cap + 1)))) - 1
-            n_support = int(np.exp(rng.uniform(0.0, np.log(cap + 1.0)))) - 1 if cap > 0 else 0
-            n_support = cap if self.full_support else n_support
+            # uniform over 0..cap: cold users, short and long histories alike
+            n_support = cap if self.full_support else int(rng.integers(0, cap + 1))
             q, s = order[:n_query], order[n_query : n_query + n_support]
             for idx, out_i, out_t in ((s, support_items, support_target),
                                       (q, query_items, query_target)):

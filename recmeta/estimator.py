@@ -18,7 +18,14 @@ from .adapted import AdaptedUsers, Request
 from .catalog import EntityTable, raw_side
 from .episodes import EpisodeSampler, Histories
 from .features import FeatureSpace
-from .frames import check_target, drop_duplicates, resolve_schema, to_frame, with_row_items
+from .frames import (
+    ITEM_ID_FIELD,
+    check_target,
+    drop_duplicates,
+    resolve_schema,
+    to_frame,
+    with_row_items,
+)
 from .meta import ADAPT, METHODS, MetaLearner
 from .model import FieldShape, Scorer, ScorerConfig
 from .training import Trainer, TrainSettings
@@ -48,6 +55,12 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         "multi", the rest "cat").
     use_item_ids : bool, default=True
         Give each item id its own embedding (new items fall back to their other fields).
+    id_dropout : float, default=0.1
+        In meta-training, the share of item rows whose id is hidden (read as "unknown"),
+        so the model learns to score new items from their other fields.
+    min_frequency : int, default=2
+        A categorical value shared by fewer users (items) than this gets no embedding of its
+        own: it reads as "unknown", which is how the unknown embedding gets trained.
     method : {"maml", "fomaml", "metasgd", "supervised"}, default="metasgd"
         Second-order MAML, first-order MAML, Meta-SGD (learned per-parameter inner learning
         rates), or no meta-learning (the same network trained on pooled rows).
@@ -112,6 +125,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         "user_features": P.Columns(), "item_features": P.Columns(),
         "feature_kinds": P.AnyOf((P.Options((None,)), P.Mapping())),
         "use_item_ids": P.Options((True, False)),
+        "id_dropout": P.Interval(float, 0.0, 1.0), "min_frequency": P.Interval(int, 1),
         "method": P.Options(METHODS), "adapted": P.Options(ADAPT),
         "inner_steps": P.Interval(int, 0), "inner_lr": P.Interval(float, 0.0),
         "objective": P.Options(("auto", "squared", "binary")),
@@ -125,7 +139,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
 
     def __init__(self, *, user_col="user_id", item_col="item_id", time_col=None,
                  user_features="auto", item_features="auto", feature_kinds=None,
-                 use_item_ids=True, method="metasgd", adapted="mlp", inner_steps=5,
+                 use_item_ids=True, id_dropout=0.1, min_frequency=2, method="metasgd",
+                 adapted="mlp", inner_steps=5,
                  inner_lr=0.1, objective="auto", negatives=4, embedding_dim=32,
                  hidden=(64, 64), max_history=100, query_size=10, batch_size=32,
                  outer_lr=1e-3, max_epochs=30, patience=3, validation_fraction=0.1,
@@ -137,6 +152,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         self.item_features = item_features
         self.feature_kinds = feature_kinds
         self.use_item_ids = use_item_ids
+        self.id_dropout = id_dropout
+        self.min_frequency = min_frequency
         self.method = method
         self.adapted = adapted
         self.inner_steps = inner_steps
@@ -187,7 +204,9 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
             if objective == "squared" else (0.0, 1.0)
         user_raw = raw_side(frame, schema.user_col, schema.user_fields, "user")
         item_raw = raw_side(frame, schema.item_col, schema.item_fields, "item")
-        space = FeatureSpace.fit(user_raw, item_raw, schema.kinds)
+        least = {name: 1 if name == ITEM_ID_FIELD else self.min_frequency
+                 for name in schema.kinds}
+        space = FeatureSpace.fit(user_raw, item_raw, schema.kinds, least)
         users = EntityTable(pd.Index(user_raw.index), space.encode("user", user_raw))
         items = EntityTable(pd.Index(item_raw.index), space.encode("item", item_raw))
         histories = Histories.from_arrays(
@@ -232,8 +251,9 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
     def _build_learner(self, space: FeatureSpace) -> MetaLearner:
         shapes = tuple(FieldShape(f.name, f.side, f.kind, f.cardinality) for f in space.fields)
         config = ScorerConfig(shapes, self.embedding_dim, tuple(self.hidden))
+        dropout = {ITEM_ID_FIELD: self.id_dropout} if ITEM_ID_FIELD in space.names() else {}
         return MetaLearner(Scorer(config), self.adapted, self.inner_lr,
-                           learn_lr=self.method == "metasgd")
+                           learn_lr=self.method == "metasgd", id_dropout=dropout)
 
     def _loop(self, objective: str) -> InnerLoop:
         return InnerLoop(self.inner_steps, objective, first_order=self.method == "fomaml")
@@ -294,8 +314,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         request = Request(self)
-        frame = request.frame(X, "X")
-        return request.adapted(history_X, history_y, frame, require_history=False).predict(frame)
+        return request.scores(request.frame(X, "X"), history_X, history_y)
 
     def recommend(self, users=None, n: int = 10, candidates=None,
                   exclude_seen: bool = True) -> pd.DataFrame:

@@ -121,20 +121,22 @@ class NewUserRecommender:
 
     def _scores(self, user_rows: dict, support: torch.Tensor, target: torch.Tensor):
         learner = self.learner
+        mask = torch.ones(len(support), device=self.device)
         with torch.no_grad():
+            # one user: the inner loop itself, without vmap's batching overhead
             if learner.adapt_all:
-                u = user_rows
+                u = _first(user_rows)
                 support_items = {k: v[support] for k, v in self._all_items.items()}
                 cand = {k: v[self._candidates] for k, v in self._all_items.items()}
-            else:
-                u = learner.scorer.user(user_rows)
-                support_items, cand = self._all_items[support], self._cand_items
-            u = _first(u)
-            mask = torch.ones(len(support), device=self.device)
-            # one user: the inner loop itself, without vmap's batching overhead
-            fast = adapt_one(learner.adapted, self.loop, learner.init_params(),
-                             learner.inner_lrs(), (u, support_items), target.float(), mask)
-            return functional_call(learner.adapted, fast, (u, cand))
+                fast = adapt_one(learner.scorer, self.loop, learner.reference_params(),
+                                 learner.reference_lrs(), (u, support_items), target.float(),
+                                 mask)
+                return functional_call(learner.scorer, fast, (u, cand))
+            params, lrs, _ = learner.start(learner.scorer.user(user_rows))
+            params["offset"], lrs["offset"] = params["offset"][0], lrs["offset"][0]
+            fast = adapt_one(learner.adapted, self.loop, params, lrs,
+                             (self._all_items[support],), target.float(), mask)
+            return functional_call(learner.adapted, fast, (self._cand_items,))
 
 
 def _first(rows):

@@ -51,7 +51,9 @@ class Field:
         """Number of embedding rows, reserved indices included."""
         return len(self.vocabulary) + N_RESERVED
 
-    def fit(self, values: pd.Series) -> Field:
+    def fit(self, values: pd.Series, min_frequency: int = 1) -> Field:
+        """Learn the vocabulary (values seen fewer than ``min_frequency`` times stay unknown,
+        so the unknown embedding is trained on rare values) or the numeric scaling."""
         if self.kind == "num":
             numbers = _as_numbers(values, self.name)
             finite = numbers[np.isfinite(numbers)]
@@ -61,7 +63,8 @@ class Field:
             return self
         lists = _as_key_lists(values) if self.kind == "multi" else None
         keys = [k for row in lists for k in row] if lists is not None else _as_keys(values)
-        self.vocabulary = sorted({k for k in keys if k is not None})
+        counts = pd.Series([k for k in keys if k is not None], dtype=object).value_counts()
+        self.vocabulary = sorted(counts.index[counts >= min_frequency])
         if lists is not None:
             longest = max((len(row) for row in lists), default=1)
             self.max_values = max(1, min(longest, MAX_MULTI_VALUES))
@@ -93,12 +96,16 @@ class FeatureSpace:
 
     fields: list[Field]
 
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
     def side(self, side: str) -> list[Field]:
         return [f for f in self.fields if f.side == side]
 
     @classmethod
     def fit(
-        cls, users: pd.DataFrame, items: pd.DataFrame, kinds: dict[str, tuple[str, str]]
+        cls, users: pd.DataFrame, items: pd.DataFrame, kinds: dict[str, tuple[str, str]],
+        min_frequency: dict[str, int] | None = None,
     ) -> FeatureSpace:
         """Learn every field from the user and item tables.
 
@@ -108,11 +115,15 @@ class FeatureSpace:
             One row per user (per item), the field columns among their columns.
         kinds : dict of str to (side, kind)
             The fields to learn, in order.
+        min_frequency : dict of str to int, default=None
+            Per field, how many users (items) must share a value for it to get its own
+            embedding; 1 where not given.
         """
         fields = []
         for name, (side, kind) in kinds.items():
             table = users if side == "user" else items
-            fields.append(Field(name=name, side=side, kind=kind).fit(table[name]))
+            least = (min_frequency or {}).get(name, 1)
+            fields.append(Field(name=name, side=side, kind=kind).fit(table[name], least))
         return cls(fields)
 
     def encode(self, side: str, table: pd.DataFrame) -> EncodedTable:

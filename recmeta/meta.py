@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .adaptation import InnerLoop, Params, adapt, masked_loss, pointwise_loss, score
 from .episodes import Batch
 from .model import ROW_KEY, Scorer
+
+UNKNOWN = 1  # the reserved index of an unknown categorical value (see features.py)
 
 METHODS = ("maml", "fomaml", "metasgd", "supervised")
 ADAPT = ("mlp", "all")
@@ -53,51 +56,101 @@ class MetaLearner(nn.Module):
         The inner learning rate (the initial one for Meta-SGD).
     learn_lr : bool
         Learn a learning rate per adapted parameter entry (Meta-SGD).
+    id_dropout : dict of str to float
+        In training mode, each item row's value of these fields is replaced by "unknown"
+        with the given probability, so the unknown embedding learns to stand for a new item
+        and the other fields learn to carry what the id would.
     """
 
     def __init__(self, scorer: Scorer, adapt: str = "mlp", inner_lr: float = 0.1,
-                 learn_lr: bool = False):
+                 learn_lr: bool = False, id_dropout: dict[str, float] | None = None):
         super().__init__()
         self.scorer = scorer
+        self.id_dropout = dict(id_dropout or {})
+        self.generator: torch.Generator | None = None
         self.adapt_all = adapt == "all"
         self.lr = nn.ParameterDict({
             _key(name): nn.Parameter(torch.full_like(p, inner_lr) if learn_lr
                                      else torch.tensor(inner_lr), requires_grad=learn_lr)
-            for name, p in self.adapted.named_parameters()
+            for name, p in self.reference.named_parameters()
         })
 
+    # The reference formulation: the module that adapts, as written, with its parameters.
     @property
-    def adapted(self) -> nn.Module:
-        """The part of the scorer each user adapts (not a registered child: no aliases)."""
+    def reference(self) -> nn.Module:
+        """The part of the scorer each user adapts: the MLP head, or the whole scorer."""
         return self.scorer if self.adapt_all else self.scorer.head
 
-    def init_params(self) -> Params:
-        return dict(self.adapted.named_parameters())
+    def reference_params(self) -> Params:
+        return dict(self.reference.named_parameters())
 
-    def inner_lrs(self) -> Params:
-        return {name: self.lr[_key(name)] for name, _ in self.adapted.named_parameters()}
+    def reference_lrs(self) -> Params:
+        return {name: self.lr[_key(name)] for name, _ in self.reference.named_parameters()}
 
-    def inputs(self, users: Table, items: Table, user_index: Tensor, item_index: Tensor) -> tuple:
-        """Arguments of the adapted module for users ``[B]`` and their items ``[B, L]`` (or a
-        shared candidate list ``[N]``)."""
+    def vectors(self, users: Table, items: Table, user_index: Tensor,
+                item_index: Tensor) -> tuple:
+        """Arguments of :attr:`reference` for users ``[B]`` and their items ``[B, L]`` (or a
+        candidate list ``[N]``): embedded vectors, or the raw rows when everything adapts."""
         user_rows, item_rows = rows(users, user_index), rows(items, item_index)
+        if self.training:
+            for name, p in self.id_dropout.items():
+                drop = torch.rand(item_rows[name].shape, generator=self.generator,
+                                  device=item_rows[name].device) < p
+                item_rows[name] = item_rows[name].masked_fill(drop, UNKNOWN)
         if self.adapt_all:
             return user_rows, item_rows
         return self.scorer.user(user_rows), self.scorer.item(item_rows)
 
+    # The fast formulation: what the batched inner loop runs.
+    @property
+    def adapted(self) -> nn.Module:
+        """The module whose parameters each user's copy holds: the MLP's body (the user term
+        folded into its per-user offset), or the whole scorer."""
+        return self.scorer if self.adapt_all else self.scorer.head.body
+
+    def start(self, user: Tensor) -> tuple[Params, Params, dict]:
+        """Each user's starting parameters and rates, and which of them are per user.
+
+        With only the MLP adapting, ``c = W1_u u + b1`` replaces ``(W1_u, b1)``: a gradient
+        step on ``(W1_u, b1)`` moves ``c`` by ``-(alpha_W (u * u) + alpha_b) * dL/dc``, so the
+        two formulations give the same adapted scores.
+        """
+        head, lrs = self.scorer.head, self.reference_lrs()
+        params = {f"body.{n}": p for n, p in head.body.named_parameters()}
+        offset = head.user_in(user) + params["body.offset"]
+        lr_w = lrs["user_in.weight"]
+        squares = user * user
+        # alpha_c = alpha_W (u * u) + alpha_b; a scalar alpha_W gives alpha_W |u|^2
+        rate = (F.linear(squares, lr_w) if lr_w.dim() else
+                lr_w * squares.sum(-1, keepdim=True)) + lrs["body.offset"]
+        params["body.offset"], lrs = offset, dict(lrs)
+        lrs["body.offset"] = rate.expand_as(offset)
+        strip = len("body.")
+        names = [n for n in params]
+        dims = {n[strip:]: 0 if n == "body.offset" else None for n in names}
+        return ({n[strip:]: params[n] for n in names}, {n[strip:]: lrs[n] for n in names}, dims)
+
     def adapt(self, users: Table, items: Table, support: Batch, loop: InnerLoop) -> Params:
         """Adapted parameters ``{name: [B, ...]}`` of each user in ``support``."""
-        inputs = self.inputs(users, items, support.users, support.items)
-        return adapt(self.adapted, self.init_params(), self.inner_lrs(), inputs,
-                     support.target, support.mask, loop)
+        user, item = self.vectors(users, items, support.users, support.items)
+        if self.adapt_all:
+            return adapt(self.scorer, self.reference_params(), self.reference_lrs(),
+                         (user, item), support.target, support.mask, loop)
+        params, lrs, dims = self.start(user)
+        return adapt(self.adapted, params, lrs, (item,), support.target, support.mask, loop,
+                     param_dims=dims)
 
     def score(self, users: Table, items: Table, fast: Params, user_index: Tensor,
               item_index: Tensor) -> Tensor:
         """Scores ``[B, L]`` with adapted parameters; ``item_index`` is per user ``[B, L]``
         or a candidate list ``[N]`` shared by every user (then ``[B, N]``)."""
-        inputs = self.inputs(users, items, user_index, item_index)
         shared = item_index.dim() == 1
-        return score(self.adapted, fast, inputs, in_dims=(0, None) if shared else None)
+        if self.adapt_all:
+            inputs = self.vectors(users, items, user_index, item_index)
+            return score(self.scorer, fast, inputs, in_dims=(0, None) if shared else None)
+        item_rows = rows(items, item_index)
+        return score(self.adapted, fast, (self.scorer.item(item_rows),),
+                     in_dims=(None,) if shared else None)
 
     def query_loss(self, users: Table, items: Table, support: Batch, query: Batch,
                    loop: InnerLoop) -> Tensor:
@@ -111,7 +164,7 @@ class MetaLearner(nn.Module):
         """The non-meta objective: the initialisation's loss over every row, pooled."""
         total, count = 0.0, 0.0
         for batch in batches:
-            pred = self.scorer(rows(users, batch.users), rows(items, batch.items))
+            pred = self.reference(*self.vectors(users, items, batch.users, batch.items))
             total = total + (pointwise_loss(pred, batch.target, objective) * batch.mask).sum()
             count = count + batch.mask.sum()
         return total / max(float(count), 1.0)

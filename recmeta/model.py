@@ -12,6 +12,7 @@ This module imports torch and nothing else of recmeta's dependencies.
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -44,11 +45,15 @@ class ScorerConfig:
         Width of each field's embedding (MeLU: 32).
     hidden : tuple of int
         Hidden layer widths of the MLP (MeLU: 64, 64).
+    linear_skip : bool
+        Add a linear term over the item vector to the MLP's output (wide and deep): adapted
+        per user, it is a user vector meeting the item embedding, as in matrix factorisation.
     """
 
     fields: tuple[FieldShape, ...] = field(default_factory=tuple)
     embedding_dim: int = 32
     hidden: tuple[int, ...] = (64, 64)
+    linear_skip: bool = False
 
     def width(self, side: str) -> int:
         return self.embedding_dim * sum(f.side == side for f in self.fields)
@@ -93,32 +98,63 @@ class FieldEmbedding(nn.Module):
         return torch.cat(parts, dim=-1)
 
 
-class MLP(nn.Module):
-    """``MLP(u, i)``: the user vector ``[..., du]`` meets item vectors ``[..., L, di]``.
+class Body(nn.Module):
+    """The MLP after its user term: ``h1 = relu(W1_i i + offset [+ t_user])``, then the rest.
 
-    The first layer keeps its user and item halves as separate weights, so that adapting it
-    per user never slices (and re-assembles) one large matrix.
+    ``offset`` is the first layer's bias. When only the MLP adapts, each user's copy of it
+    also absorbs that user's term ``W1_u u``: the user vector is fixed during adaptation, so
+    adapting ``(W1_u, b1)`` is exactly adapting ``c = W1_u u + b1`` with the learning rate
+    ``alpha_W (u * u) + alpha_b`` (see :meth:`MetaLearner.start`), with no per-user copy of
+    ``W1_u``.
     """
 
     def __init__(self, config: ScorerConfig):
         super().__init__()
         first, *rest = config.hidden
-        self.user_in = nn.Linear(config.width("user"), first)
         self.item_in = nn.Linear(config.width("item"), first, bias=False)
+        self.offset = nn.Parameter(torch.zeros(first))
         widths = [first, *rest]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
         self.out = nn.Linear(widths[-1], 1)
-        # one fan-in for both halves, as if they were one layer over [u; i]
-        bound = (config.width("user") + config.width("item")) ** -0.5
-        for weight in (self.user_in.weight, self.item_in.weight, self.user_in.bias):
+        self.skip = nn.Linear(config.width("item"), 1, bias=False) if config.linear_skip \
+            else None
+        if self.skip is not None:
+            nn.init.zeros_(self.skip.weight)
+
+    def forward(self, item: Tensor, user_term: Tensor | None = None) -> Tensor:
+        pre = self.item_in(item) + self.offset
+        if user_term is not None:
+            pre = pre + user_term.unsqueeze(-2)  # one user term, broadcast over the L items
+        h = F.relu(pre)
+        for layer in self.layers:
+            h = F.relu(layer(h))
+        if self.skip is not None:
+            # out = w_out h + b_out + w_skip i
+            return (self.out(h) + self.skip(item)).squeeze(-1)
+        return self.out(h).squeeze(-1)
+
+
+class MLP(nn.Module):
+    """``MLP(u, i)``: the user vector ``[..., du]`` meets item vectors ``[..., L, di]``.
+
+    ``h1 = relu(W1_i i + W1_u u + b1)``: the first layer's user and item halves are separate
+    weights, so the user half is computed once per user, not once per row.
+    """
+
+    def __init__(self, config: ScorerConfig):
+        super().__init__()
+        first = config.hidden[0]
+        with warnings.catch_warnings():  # no user fields: a 0-wide user half, nothing to init
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+            self.user_in = nn.Linear(config.width("user"), first, bias=False)
+        self.body = Body(config)
+        # one fan-in for both halves and the bias, as if they were one layer over [u; i]
+        bound = max(config.width("user") + config.width("item"), 1) ** -0.5
+        for weight in (self.user_in.weight, self.body.item_in.weight, self.body.offset):
             nn.init.uniform_(weight, -bound, bound)
 
     def forward(self, user: Tensor, item: Tensor) -> Tensor:
-        # h1 = relu(W1_i i + (W1_u u + b1)), the user term broadcast over the L items
-        h = F.relu(self.item_in(item) + self.user_in(user).unsqueeze(-2))
-        for layer in self.layers:
-            h = F.relu(layer(h))
-        return self.out(h).squeeze(-1)
+        return self.body(item, self.user_in(user))
 
 
 class Scorer(nn.Module):

@@ -18,6 +18,7 @@ from .episodes import pad
 from .meta import MetaLearner, Table
 
 BUDGET = 1 << 24  # floats in the largest intermediate tensor of one chunk
+CHUNK = 128  # users per chunk at most (measured in benchmarks/core.py)
 
 
 def chunk_size(learner: MetaLearner, length: int) -> int:
@@ -27,7 +28,8 @@ def chunk_size(learner: MetaLearner, length: int) -> int:
     per_user = max(length, 1) * width
     if learner.adapt_all:
         per_user += sum(p.numel() for p in learner.adapted.parameters()) * 3
-    return int(max(1, min(4096, BUDGET // per_user)))
+    # at most CHUNK users: their adapted copies then stay in the CPU's cache
+    return int(max(1, min(CHUNK, BUDGET // per_user)))
 
 
 def adapt_users(learner: MetaLearner, users: Table, items: Table, user_rows: np.ndarray,
@@ -50,8 +52,31 @@ def adapt_users(learner: MetaLearner, users: Table, items: Table, user_rows: np.
         parts.append({name: p.detach().cpu() for name, p in fast.items()})
     if not parts:
         return {name: p.detach().cpu().unsqueeze(0)[:0] for name, p in
-                learner.init_params().items()}
+                learner.adapted.named_parameters()}
     return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+
+
+def adapt_and_score(learner: MetaLearner, users: Table, items: Table, user_rows: np.ndarray,
+                    supports: list[tuple[np.ndarray, np.ndarray]],
+                    item_lists: list[np.ndarray], loop: InnerLoop) -> list[np.ndarray]:
+    """Adapt each user on its support and score its ``item_lists`` entry, a chunk at a time:
+    the streaming path, which never holds more than one chunk's adapted parameters."""
+    device = next(learner.parameters()).device
+    longest = max((len(x) for x in (*[i for i, _ in supports], *item_lists)), default=0)
+    step = chunk_size(learner, longest)
+    out: list[np.ndarray] = []
+    for start in range(0, len(user_rows), step):
+        chunk = slice(start, start + step)
+        support = pad(user_rows[chunk], [i for i, _ in supports[chunk]],
+                      [t for _, t in supports[chunk]]).to(device)
+        lists = item_lists[chunk]
+        query = pad(user_rows[chunk], lists, [np.zeros(len(i), np.float32) for i in lists])
+        query = query.to(device)
+        with torch.no_grad():
+            fast = learner.adapt(users, items, support, loop)
+            scores = learner.score(users, items, fast, query.users, query.items).cpu().numpy()
+        out.extend(scores[k, : len(i)] for k, i in enumerate(lists))
+    return out
 
 
 def _take(fast: Params, index: np.ndarray | slice, device) -> Params:

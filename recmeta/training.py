@@ -62,6 +62,7 @@ class Trainer:
         self.histories, self.sampler, self.settings, self.device = (
             histories, sampler, settings, device)
         self.optimizer = torch.optim.Adam(learner.parameter_groups(settings.outer_lr))
+        self.generator = torch.Generator(device=device)
 
     def train_step(self, support: Batch, query: Batch) -> float:
         """One outer update on one batch of users; returns its loss."""
@@ -78,14 +79,21 @@ class Trainer:
 
     def evaluation_step(self, support: Batch, query: Batch) -> float:
         """Query loss after adapting, without updating anything."""
-        with torch.no_grad():
-            loss = self.learner.query_loss(self.users, self.items, support, query,
-                                           self.settings.loop)
+        self.learner.eval()
+        try:
+            with torch.no_grad():
+                loss = self.learner.query_loss(self.users, self.items, support, query,
+                                               self.settings.loop)
+        finally:
+            self.learner.train()
         return float(loss)
 
     def fit(self, train_users: np.ndarray, validation_users: np.ndarray,
             rng: np.random.Generator) -> TrainResult:
         settings, result = self.settings, TrainResult()
+        self.generator.manual_seed(int(rng.integers(2**62)))
+        self.learner.generator = self.generator
+        self.learner.train()
         fixed = np.random.default_rng(rng.integers(2**32))
         validation = self._fixed_episodes(validation_users, fixed)
         best_loss, best_state, stale = np.inf, None, 0
@@ -111,6 +119,8 @@ class Trainer:
                         break
         finally:
             bar.close()
+        self.learner.eval()
+        self.learner.generator = None
         if best_state is not None:
             self.learner.load_state_dict(best_state)
         else:

@@ -73,11 +73,12 @@ def test_batched_adaptation_equals_per_user_reference(adapt, method, objective, 
         batched = learner.score(users, items, fast, batch.users, candidates)
 
     for row, user in enumerate(user_ids):
-        inputs = learner.inputs(users, items, torch.tensor(user), torch.as_tensor(item_lists[row]))
-        slow = adapt_reference(learner.adapted, learner.init_params(), learner.inner_lrs(),
+        inputs = learner.vectors(users, items, torch.tensor(user), torch.as_tensor(item_lists[row]))
+        slow = adapt_reference(learner.reference, learner.reference_params(),
+                               learner.reference_lrs(),
                                inputs, torch.as_tensor(targets[row]), loop)
-        expected = functional_call(learner.adapted, slow,
-                                   learner.inputs(users, items, torch.tensor(user), candidates))
+        expected = functional_call(learner.reference, slow,
+                                   learner.vectors(users, items, torch.tensor(user), candidates))
         torch.testing.assert_close(batched[row], expected.detach(), atol=1e-5, rtol=1e-5)
 
 
@@ -88,12 +89,13 @@ def test_adaptation_moves_users_apart_and_empty_history_stays_at_init():
     targets[2] = -targets[0]
     item_lists[2] = item_lists[0]
     batch = pad(user_ids, item_lists, targets)
+    candidates = torch.arange(12)
     with torch.no_grad():
         fast = learner.adapt(users, items, batch, InnerLoop(steps=3))
-    init = learner.init_params()
-    for name, p in fast.items():
-        torch.testing.assert_close(p[1], init[name].detach())
-    assert not torch.allclose(fast["out.bias"][0], fast["out.bias"][2])
+        scores = learner.score(users, items, fast, batch.users, candidates)
+        initial = learner.reference(*learner.vectors(users, items, batch.users[1], candidates))
+    torch.testing.assert_close(scores[1], initial)
+    assert not torch.allclose(scores[0], scores[2])
 
 
 def _meta_setup(adapt, learn_lr):

@@ -51,7 +51,7 @@ def test_other_format_version_is_refused(model, tmp_path):
     meta = json.loads((tmp_path / "m" / META).read_text())
     meta["format_version"] = 999
     (tmp_path / "m" / META).write_text(json.dumps(meta))
-    with pytest.raises(ModelFormatError, match="format version 999.*reads version 1"):
+    with pytest.raises(ModelFormatError, match=r"format version 999.*reads version 1"):
         MetaRecommender.load(tmp_path / "m")
 
 
@@ -61,17 +61,17 @@ def test_truncated_or_tampered_tensors_are_refused(model, tmp_path, name):
     path = tmp_path / "m" / name
     blob = path.read_bytes()
     path.write_bytes(blob[: len(blob) // 2])
-    with pytest.raises(ModelFormatError, match="truncated or was modified"):
+    with pytest.raises(ModelFormatError, match=r"truncated or was modified"):
         MetaRecommender.load(tmp_path / "m")
     tampered = bytearray(blob)
     tampered[-5] ^= 0xFF
     path.write_bytes(bytes(tampered))
-    with pytest.raises(ModelFormatError, match="truncated or was modified"):
+    with pytest.raises(ModelFormatError, match=r"truncated or was modified"):
         MetaRecommender.load(tmp_path / "m")
 
 
 def test_not_a_model_directory(tmp_path):
-    with pytest.raises(ModelFormatError, match="no model.json"):
+    with pytest.raises(ModelFormatError, match=r"no model\.json"):
         MetaRecommender.load(tmp_path)
     (tmp_path / META).write_text("{not json")
     with pytest.raises(ModelFormatError, match="not valid JSON"):
