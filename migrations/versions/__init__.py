@@ -1,0 +1,1 @@
+"""Revisions of recmeta's tables, oldest first by ``down_revision``."""

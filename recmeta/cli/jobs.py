@@ -1,27 +1,210 @@
-"""``recmeta train | score | recommend | demo``: the jobs."""
+"""``recmeta train | score | recommend | demo``: the jobs.
+
+The work is done in :mod:`recmeta.adapters`; these commands parse options, call it, and
+print: JSON on stdout for machines (``train``, ``score``), people's lines on stderr.
+Exit codes: 0 success; 1 the job failed (a run is marked failed, resume it with
+``--resume RUN_ID``; or the database could not be reached); 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
+from ._common import (
+    CANDIDATE_OPTIONS,
+    SOURCE_OPTIONS,
+    JobError,
+    UsageError,
+    db_option,
+    handle_errors,
+    make_engine,
+    note,
+    options,
+    parse_params,
+    print_json,
+    source_from,
+)
+
+RESUME_TAKES_NOTHING_ELSE = ("model", "n", "batch_size", "history", "include_seen",
+                             "skip_cold")
+
 
 @click.command()
-def train() -> None:
-    """Train a model (not yet implemented)."""
-    raise click.ClickException("not implemented yet")
+@click.option("--db", "db_url", envvar="RECMETA_DB", metavar="URL", default=None,
+              help="Database to train from and register in (env RECMETA_DB).")
+@click.option("--file", "file", type=click.Path(dir_okay=False), default=None,
+              help="Train from a CSV/Parquet file instead (a row per interaction, feature "
+                   "columns inline); registered only when --db is given too.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Model directory to write.")
+@click.option("--name", default=None, help="Name of the model in the registry.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A MetaRecommender parameter, e.g. --param max_epochs=10 (repeatable).")
+@options(SOURCE_OPTIONS)
+@handle_errors
+def train(db_url, file, out, name, params, **source) -> None:
+    """Train a model from the database (or a file), save it to --out and register it.
+
+    Prints a JSON summary: the model id in the registry, the directory and the metrics.
+    """
+    from recmeta.adapters import training
+    from recmeta.adapters.migrate import require_head
+    from recmeta.adapters.sql import SqlReader
+
+    if db_url is None and file is None:
+        raise UsageError("Give --db URL (train from its tables) or --file PATH.")
+    engine = make_engine(db_url) if db_url else None
+    if engine is not None:
+        require_head(engine)  # before reading or training: the registry must be there
+    spec = source_from(source)
+    if file is not None:
+        mapping = {"user": spec.interactions.user, "item": spec.interactions.item,
+                   "rating": spec.interactions.rating, "time": spec.interactions.time}
+        X, y, counts = training.frame_from_file(file, mapping)
+        params = {"user_features": "auto", "item_features": "auto", **parse_params(params)}
+    else:
+        reader = SqlReader(engine, spec)
+        X, y, counts = training.frame_from_sql(reader)
+        params = {"user_features": reader.user_features, "item_features": reader.item_features,
+                  **parse_params(params)}
+    model, metrics = training.fit_and_save(X, y, params, out)
+    model_id = training.register(engine, out, model, metrics, name)
+    print_json({"model_id": model_id, "artifact": str(Path(out).resolve()),
+                "metrics": metrics, **counts})
 
 
 @click.command()
-def score() -> None:
-    """Score users in batches (not yet implemented)."""
-    raise click.ClickException("not implemented yet")
+@db_option
+@click.option("--model", default=None, metavar="ID|DIR",
+              help="Registry id or model directory (registered on first use).")
+@options(SOURCE_OPTIONS + CANDIDATE_OPTIONS)
+@click.option("-n", "--n", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Recommendations written per user.")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Users per batch; each batch is one transaction. Peak memory grows with "
+                   "it, speed hardly.")
+@click.option("--history", default=None, type=click.IntRange(min=1),
+              help="Latest interactions read per user [default: the model's max_history].")
+@click.option("--include-seen", is_flag=True, help="Allow items from the user's history.")
+@click.option("--skip-cold", is_flag=True,
+              help="Skip users with no usable history instead of scoring them from features.")
+@click.option("--resume", type=int, default=None, metavar="RUN_ID",
+              help="Continue a killed or failed run, with the options it was started with.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr [default: when stderr is a terminal].")
+@click.pass_context
+@handle_errors
+def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, resume,
+          progress, **source) -> None:
+    """Score every user in batches and write top-N to recmeta_recommendations.
+
+    Each batch's rows and the run's checkpoint commit in one transaction, so a run killed
+    at any point resumes (--resume RUN_ID) to exactly the rows of an uninterrupted run.
+    Prints a JSON summary on stdout: users scored and skipped (and why), history rows
+    dropped (and why), recommendations written, timings.
+
+    Users come from --users when given (so users without history are scored too), else
+    from the interactions. History rows with a NULL/NaN rating, or an item neither the
+    model nor --items knows, are dropped; a user left with no history is scored by the
+    meta-learned initialisation on its features (or skipped with --skip-cold).
+
+    Exit codes: 0 finished; 1 failed (the run is marked failed: fix the cause, then
+    --resume RUN_ID; also when the database cannot be reached); 2 bad usage or input
+    (a missing table or column, an unknown model or run; nothing written).
+    """
+    from recmeta.adapters.runs import RunConflict
+    from recmeta.adapters.scoring import JobFailed, NightlyJob, ScoreSettings
+
+    engine = make_engine(db_url)
+    if resume is not None:
+        _only_resume(ctx, list(source))
+        job = NightlyJob.resume(engine, resume)
+    elif model is None:
+        raise UsageError("Give --model ID|DIR (the model to score with), or --resume RUN_ID.")
+    else:
+        settings = ScoreSettings(n, batch_size, history, not include_seen, skip_cold)
+        job = NightlyJob.start(engine, source_from(source), model, settings)
+    note(f"run {job.run_id} {'resumed' if job.resumed else 'started'} with model "
+         f"{job.entry.id} (resume it with --resume {job.run_id})")
+    try:
+        summary = job.run(progress)
+    except JobFailed as exc:
+        print_json(exc.summary)
+        raise JobError(str(exc)) from None
+    except RunConflict as exc:
+        raise JobError(str(exc)) from None
+    print_json(summary)
+
+
+def _only_resume(ctx: click.Context, source_names: list[str]) -> None:
+    given = [name for name in (*RESUME_TAKES_NOTHING_ELSE, *source_names)
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        opts = {param.name: "/".join(param.opts) for param in ctx.command.params}
+        flags = ", ".join(opts[name] for name in given)
+        raise UsageError(f"--resume continues a run with the options it was started with; "
+                         f"drop {flags}.")
 
 
 @click.command()
-def recommend() -> None:
-    """Recommend for one user (not yet implemented)."""
-    raise click.ClickException("not implemented yet")
+@db_option
+@click.option("--model", required=True, metavar="ID|DIR", help="Registry id or directory.")
+@click.option("--user", required=True, help="The user's id, as the database holds it.")
+@options(SOURCE_OPTIONS + CANDIDATE_OPTIONS)
+@click.option("-n", "--n", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--history", default=None, type=click.IntRange(min=1),
+              help="Latest interactions read [default: the model's max_history].")
+@click.option("--include-seen", is_flag=True, help="Allow items from the user's history.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@handle_errors
+def recommend(db_url, model, user, n, history, include_seen, as_json, **source) -> None:
+    """Recommend for one user now, from its history in the database: for looking and
+    debugging. The same code path as one user of `recmeta score`."""
+    from recmeta.adapters.recommend import recommend_one
+
+    result = recommend_one(make_engine(db_url), source_from(source), model, user, n,
+                           history, not include_seen)
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"user {user}: {result['explanation']}")
+    click.echo(f"{'rank':>4}  {'item_id':<20} {'score':>8}")
+    for row in result["recommendations"]:
+        click.echo(f"{row['rank']:>4}  {row['item_id']!s:<20} {row['score']:>8.4f}")
 
 
 @click.command()
-def demo() -> None:
-    """Run the demo (not yet implemented)."""
-    raise click.ClickException("not implemented yet")
+@click.option("--dir", "directory", default="recmeta-demo", show_default=True,
+              type=click.Path(file_okay=False),
+              help="Where the demo writes its SQLite file and model (replaced each run).")
+@click.option("--users", default=2000, show_default=True, type=click.IntRange(min=20))
+@click.option("--items", default=600, show_default=True, type=click.IntRange(min=20))
+@click.option("--new-users", default=0.2, show_default=True, type=click.FloatRange(0, 0.9),
+              help="Share of users who arrive after training (scored as new users).")
+@click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="CPU threads for torch; one is fastest for this small model, and the "
+                   "least disturbed by other work on the machine.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars on stderr [default: when stderr is a terminal].")
+@handle_errors
+def demo(directory, users, items, new_users, epochs, seed, threads, progress) -> None:
+    """The nightly job end to end on SQLite: synthetic data, migrate, train, score.
+
+    Creates DIR/demo.db with deterministic synthetic users, items and ratings, migrates
+    it, trains a model on the users of day one, lets new users arrive, runs the nightly
+    job for everyone, and compares the ranking quality with a popularity baseline.
+    """
+    import torch
+
+    from recmeta.adapters.demo import DemoOptions, run_demo
+
+    from ._report import demo_report
+
+    torch.set_num_threads(threads)
+    report = run_demo(DemoOptions(Path(directory), users, items, new_users, epochs, seed),
+                      progress=progress, log=note)
+    click.echo(demo_report(report))

@@ -1,0 +1,231 @@
+"""One batch of the nightly job: database rows in, top-N frame and counts out.
+
+This module holds the policy for imperfect data, applied the same way to every batch and
+counted in the job's summary:
+
+- a history row whose rating is NULL, NaN or not a number is dropped (``null_rating``);
+- a history row whose item the model does not know, and that no item table describes, is
+  dropped (``unknown_item``); an item the item table describes is new, and is encoded
+  from its features;
+- of duplicate (user, item) rows the latest is kept (``duplicate``);
+- a user the model does not know is adapted on its database history alone (``new``);
+- a user left with no history is scored by the meta-learned initialisation on its
+  features (``cold``), or skipped when ``skip_cold`` is set (``no_history``); a user the
+  model was fitted on then falls back to the history remembered in the model;
+- a user with no candidate left to recommend (all seen) is skipped (``no_candidates``).
+
+Ids read from the database are matched to the model's ids by value: when the model was
+fitted on integer ids and the database holds them as text (recmeta's default tables do),
+``"42"`` is user ``42``. Recommendations are written with the database's own user ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from recmeta import columns as C
+
+from .ids import align_ids
+
+if TYPE_CHECKING:
+    from recmeta import MetaRecommender
+
+
+@dataclass
+class Counts:
+    """What happened to users and history rows; added up over batches."""
+
+    users_seen: int = 0
+    users_scored: int = 0
+    users_cold: int = 0
+    users_new: int = 0
+    skipped_no_history: int = 0
+    skipped_no_candidates: int = 0
+    rows_read: int = 0
+    rows_used: int = 0
+    dropped_null_rating: int = 0
+    dropped_unknown_item: int = 0
+    dropped_duplicate: int = 0
+    recommendations: int = 0
+
+    def __iadd__(self, other: Counts) -> Counts:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Counts:
+        return cls(**(data or {}))
+
+
+class BatchScorer:
+    """Scores batches of users for one model, one catalogue and one set of options.
+
+    Parameters
+    ----------
+    model : MetaRecommender
+        Fitted.
+    n : int
+        Recommendations per user.
+    exclude_seen, skip_cold : bool
+    item_table : DataFrame or None
+        Item features from the database (``item_id`` and feature columns), for new items.
+    candidates : DataFrame or None
+        Items to rank (``item_id`` and, when new items are allowed, their features);
+        None ranks every item the model knows.
+    """
+
+    def __init__(self, model: MetaRecommender, n: int, exclude_seen: bool, skip_cold: bool,
+                 item_table: pd.DataFrame | None, candidates: pd.DataFrame | None):
+        self.model, self.schema = model, model.schema_
+        self.n, self.exclude_seen, self.skip_cold = n, exclude_seen, skip_cold
+        self.item_table = None if item_table is None else self._items_frame(item_table)
+        self.candidates, self.candidates_dropped = self._candidates(candidates)
+
+    # -------------------------------------------------------------- catalogue
+    def _items_frame(self, table: pd.DataFrame) -> pd.DataFrame:
+        s = self.schema
+        frame = table.rename(columns={C.ITEM: s.item_col})
+        frame[s.item_col] = align_ids(frame[s.item_col], self.model.items_.ids)
+        for name in s.item_fields:
+            if name not in frame.columns:
+                frame[name] = None
+        return frame[[s.item_col, *s.item_fields]].drop_duplicates(s.item_col, keep="last")
+
+    def _candidates(self, table: pd.DataFrame | None):
+        """Candidates as the estimator takes them, and how many were unusable."""
+        if table is None:
+            return None, 0
+        s = self.schema
+        described = all(name in table.columns for name in s.item_fields)
+        frame = self._items_frame(table)
+        if described:
+            return frame, 0
+        known = self.model.items_.positions(frame[s.item_col]) >= 0
+        return frame[s.item_col][known].tolist(), int((~known).sum())
+
+    def n_candidates(self) -> int:
+        return len(self.model.items_) if self.candidates is None else len(self.candidates)
+
+    # ------------------------------------------------------------------ batch
+    def score(self, users: list, history: pd.DataFrame,
+              user_table: pd.DataFrame | None) -> tuple[pd.DataFrame, Counts]:
+        """Top-``n`` of every user in ``users`` from its ``history`` rows.
+
+        Parameters
+        ----------
+        users : list
+            The batch's user ids, as the database holds them.
+        history : DataFrame with columns user_id, item_id, rating (, timestamp)
+            Oldest first within each user, as :meth:`SqlReader.histories` returns it.
+        user_table : DataFrame or None
+            ``user_id`` and user feature columns of (some of) these users.
+
+        Returns
+        -------
+        recommendations : DataFrame with columns user_id, item_id, score, rank
+        counts : Counts
+        """
+        counts = Counts(users_seen=len(users), rows_read=len(history))
+        known_users = self.model.users_.ids
+        aligned = align_ids(pd.Series(users), known_users)
+        raw_of = dict(zip(aligned.tolist(), users, strict=True))
+        history = self._clean(history, counts)
+        counts.users_new = int((self.model.users_.positions(aligned) < 0).sum())
+        features = self._user_features(user_table)
+        warm_ids = pd.unique(history[self.schema.user_col]).tolist()
+        warm = set(warm_ids)
+        cold_ids = [u for u in aligned.tolist() if u not in warm]
+        parts = [self._recommend(history, warm_ids, features)] if warm_ids else []
+        if cold_ids and self.skip_cold:
+            counts.skipped_no_history = len(cold_ids)
+        elif cold_ids:
+            counts.users_cold = len(cold_ids)
+            parts.append(self._recommend(None, cold_ids, features))
+        recs = pd.concat(parts, ignore_index=True) if parts else _empty()
+        served = set(recs[C.USER].tolist())
+        attempted = len(warm_ids) + (0 if self.skip_cold else len(cold_ids))
+        counts.skipped_no_candidates = attempted - len(served)
+        counts.users_scored = len(served)
+        counts.recommendations = len(recs)
+        recs[C.USER] = recs[C.USER].map(raw_of)
+        return recs, counts
+
+    def _clean(self, history: pd.DataFrame, counts: Counts) -> pd.DataFrame:
+        """Apply the row policy of the module docstring; rename to the model's columns."""
+        s, model = self.schema, self.model
+        frame = history.copy()
+        frame[C.USER] = align_ids(frame[C.USER], model.users_.ids)
+        frame[C.ITEM] = align_ids(frame[C.ITEM], model.items_.ids)
+        bad = ~np.isfinite(frame[C.RATING].to_numpy(dtype=np.float64, na_value=np.nan))
+        counts.dropped_null_rating = int(bad.sum())
+        frame = frame.loc[~bad]
+        known = model.items_.positions(frame[C.ITEM]) >= 0
+        if self.item_table is not None:
+            known |= frame[C.ITEM].isin(self.item_table[s.item_col]).to_numpy()
+        counts.dropped_unknown_item = int((~known).sum())
+        frame = frame.loc[known]
+        dup = frame.duplicated([C.USER, C.ITEM], keep="last").to_numpy()
+        counts.dropped_duplicate = int(dup.sum())
+        frame = frame.loc[~dup]
+        counts.rows_used = len(frame)
+        frame = frame.rename(columns={C.USER: s.user_col, C.ITEM: s.item_col})
+        if s.time_col is not None:
+            # rows come oldest first: their order is the time the model needs
+            frame[s.time_col] = np.arange(len(frame))
+        return frame.reset_index(drop=True)
+
+    def _user_features(self, table: pd.DataFrame | None) -> pd.DataFrame | None:
+        if table is None:
+            return None
+        s = self.schema
+        frame = table.rename(columns={C.USER: s.user_col})
+        frame[s.user_col] = align_ids(frame[s.user_col], self.model.users_.ids)
+        for name in s.user_fields:
+            if name not in frame.columns:
+                frame[name] = None
+        return frame[[s.user_col, *s.user_fields]].drop_duplicates(s.user_col, keep="last")
+
+    def _users_arg(self, ids: list, features: pd.DataFrame | None):
+        """Users as ``adapt`` takes them: features from the database when it has a users
+        table (the source of truth), else ids (known users keep the model's features)."""
+        if features is None:
+            return ids
+        s = self.schema
+        frame = pd.DataFrame({s.user_col: ids})
+        return frame.merge(features, on=s.user_col, how="left")
+
+    def _recommend(self, history: pd.DataFrame | None, ids: list,
+                   features: pd.DataFrame | None) -> pd.DataFrame:
+        users = self._users_arg(ids, features)
+        if history is None:
+            adapted = self.model.adapt(users=users)
+        else:
+            adapted = self.model.adapt(self._history_X(history), history[C.RATING].to_numpy(),
+                                       users=users)
+        return adapted.recommend(self.n, self.candidates, self.exclude_seen)
+
+    def _history_X(self, history: pd.DataFrame) -> pd.DataFrame:
+        """The history with the feature columns the model needs (None where unknown)."""
+        s = self.schema
+        extra = [C.RATING, *([C.TIME] if C.TIME != s.time_col else [])]
+        frame = history.drop(columns=[c for c in extra if c in history.columns])
+        for name in s.user_fields:
+            frame[name] = None
+        if self.item_table is not None and s.item_fields:
+            frame = frame.merge(self.item_table, on=s.item_col, how="left")
+        for name in s.item_fields:
+            if name not in frame.columns:
+                frame[name] = None
+        return frame
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=object) for name in C.RECOMMENDATION_COLUMNS})

@@ -1,0 +1,340 @@
+"""Reading interactions, users and items from the application's own database.
+
+recmeta imposes no schema: you name the tables and map their columns, and recmeta reflects
+them through SQLAlchemy 2.x. A named table or column that does not exist fails at once
+with a :class:`SchemaError` that says which, and lists what does exist. Table and column
+names are identifiers handed to SQLAlchemy, which quotes them; they are never formatted
+into SQL text, so a hostile name is just a name that does not exist.
+
+What is read, and how
+---------------------
+- Users come in batches by keyset (``WHERE user > :last ORDER BY user LIMIT :size``):
+  memory stays flat however many users there are, no cursor has to outlive a commit, and
+  the last id of a batch is the checkpoint a resumed run starts after.
+- The histories of a batch of users, the last ``n`` interactions of each (by the time
+  column, newest first; ties broken by item id) are **one query per batch**: a
+  ``LATERAL (... ORDER BY ... LIMIT n)`` join on PostgreSQL, a ``row_number()`` window
+  elsewhere. Without a time column, "last" follows a single-column primary key (insertion
+  order, usually), else the item id.
+- Results are streamed (``yield_per``: a server-side cursor where the driver has one).
+
+Every frame returned uses recmeta's column names (:mod:`recmeta.columns`): ``user_id``,
+``item_id``, ``rating``, ``timestamp`` and the feature columns under their own names.
+
+Examples
+--------
+>>> import sqlalchemy as sa
+>>> engine = sa.create_engine("sqlite://")
+>>> with engine.begin() as conn:
+...     _ = conn.exec_driver_sql("CREATE TABLE events (uid INT, sku TEXT, stars REAL, ts INT)")
+...     _ = conn.exec_driver_sql("INSERT INTO events VALUES (1, 'a', 4, 10), (1, 'b', 2, 20)")
+>>> source = SqlSource(Interactions("events", user="uid", item="sku", rating="stars",
+...                                 time="ts"))
+>>> reader = SqlReader(engine, source)
+>>> with engine.connect() as conn:
+...     reader.histories(conn, [1], last_n=1)
+   user_id item_id  rating  timestamp
+0        1       b     2.0         20
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from recmeta import columns as C
+from recmeta.exceptions import DataError
+
+from .ids import for_column
+
+STREAM_ROWS = 20_000  # rows per fetch when streaming a result
+
+
+class SchemaError(DataError):
+    """A named table or column does not exist in the database."""
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Where the interactions are: a table and the names of its columns.
+
+    Parameters
+    ----------
+    table : str, default="recmeta_interactions"
+        recmeta's default table (``recmeta db upgrade`` creates it), or your own.
+    user, item : str
+        Columns of the user and item ids.
+    rating : str or None, default="rating"
+        Column of the rating; None for implicit feedback (every row counts as a 1).
+    time : str or None, default="timestamp"
+        Column ordering each history; None when there is none.
+    schema : str or None
+        Database schema of the table (PostgreSQL), None for the default one.
+    """
+
+    table: str = "recmeta_interactions"
+    user: str = C.USER
+    item: str = C.ITEM
+    rating: str | None = C.RATING
+    time: str | None = C.TIME
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
+class Entities:
+    """A table of user or item features, one row per id.
+
+    Parameters
+    ----------
+    table : str
+    key : str
+        The id column (matching the interactions' user or item ids).
+    features : tuple of str or None, default=None
+        Feature columns; None takes every column but the key.
+    schema : str or None
+    """
+
+    table: str
+    key: str
+    features: tuple[str, ...] | None = None
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
+class SqlSource:
+    """Interactions, and optionally user and item feature tables and a candidate table.
+
+    ``items`` describes the catalogue (new items are encoded from its features);
+    ``candidates`` narrows what is ranked (an item id column, and features for new items).
+    """
+
+    interactions: Interactions = Interactions()
+    users: Entities | None = None
+    items: Entities | None = None
+    candidates: Entities | None = None
+
+
+class SqlReader:
+    """Reads a :class:`SqlSource` from one database, its tables reflected once.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    source : SqlSource
+
+    Raises
+    ------
+    SchemaError
+        When a named table or column is missing.
+    """
+
+    def __init__(self, engine: sa.Engine, source: SqlSource):
+        self.engine, self.source = engine, source
+        spec = source.interactions
+        self.table = _reflect(engine, spec.table, spec.schema, "interactions")
+        names = {"user": spec.user, "item": spec.item, "rating": spec.rating, "time": spec.time}
+        cols = {role: _column(self.table, name, role) for role, name in names.items() if name}
+        self.user, self.item = cols["user"], cols["item"]
+        self.rating, self.time = cols.get("rating"), cols.get("time")
+        sides = (("user", source.users), ("item", source.items),
+                 ("candidates", source.candidates))
+        self.entities = {side: _EntityTable(engine, spec) for side, spec in sides
+                         if spec is not None}
+
+    @property
+    def user_features(self) -> list[str]:
+        return self.entities["user"].features if "user" in self.entities else []
+
+    @property
+    def item_features(self) -> list[str]:
+        return self.entities["item"].features if "item" in self.entities else []
+
+    # ------------------------------------------------------------------ users
+    def _user_ids(self) -> sa.ColumnElement:
+        """Where the users to score come from: the users table if any, else the interactions."""
+        return self.entities["user"].key if "user" in self.entities else self.user
+
+    def count_users(self, conn: sa.Connection) -> int:
+        key = self._user_ids()
+        distinct = sa.select(key).distinct().subquery()
+        return int(conn.execute(sa.select(sa.func.count()).select_from(distinct)).scalar_one())
+
+    def next_users(self, conn: sa.Connection, after, size: int) -> list:
+        """The next ``size`` user ids in id order after ``after`` (None: from the first)."""
+        key = self._user_ids()
+        query = sa.select(key).where(key.is_not(None)).distinct().order_by(key).limit(size)
+        if after is not None:
+            query = query.where(key > sa.bindparam("after", after, type_=key.type))
+        return list(conn.execute(query).scalars())
+
+    def user_batches(self, conn: sa.Connection, size: int, after=None) -> Iterator[list]:
+        """Every user id, ``size`` at a time, in id order after ``after``."""
+        while batch := self.next_users(conn, after, size):
+            yield batch
+            after = batch[-1]
+
+    # -------------------------------------------------------------- histories
+    def histories(self, conn: sa.Connection, users: Sequence, last_n: int) -> pd.DataFrame:
+        """The last ``last_n`` interactions of each of ``users``, in one query.
+
+        Returns
+        -------
+        DataFrame with columns user_id, item_id, rating, timestamp
+            Sorted by user, then oldest first. ``rating`` is 1.0 for implicit feedback and
+            NaN where the database holds NULL; ``timestamp`` is absent without a time column.
+            User ids come back in the type of the interactions' user column.
+        """
+        users = for_column(users, self.user)  # ids from a users table may be typed otherwise
+        if not users:
+            return self._frame([])
+        if conn.dialect.name == "postgresql":
+            query = self._lateral_query(users, last_n)
+        else:
+            query = self._window_query(users, last_n)
+        return self._frame(_stream(conn, query))
+
+    def _selected(self, source) -> list:
+        """The history columns of ``source`` (a table or subquery), labelled recmeta's way."""
+        c = source.c
+        cols = [c[self.item.name].label(C.ITEM)]
+        cols.append(c[self.rating.name].label(C.RATING) if self.rating is not None
+                    else sa.literal(1.0, sa.Float).label(C.RATING))
+        if self.time is not None:
+            cols.append(c[self.time.name].label(C.TIME))
+        return cols
+
+    def _recency(self, source) -> list:
+        """Newest first, with a deterministic tie-break (so a resumed run reads the same)."""
+        c = source.c
+        keys = [c[self.time.name].desc()] if self.time is not None else []
+        pk = list(self.table.primary_key.columns)
+        if self.time is None and len(pk) == 1:
+            keys.append(c[pk[0].name].desc())
+        return [*keys, c[self.item.name].desc()]
+
+    def _window_query(self, users: Sequence, last_n: int) -> sa.Select:
+        t = self.table
+        ids = sa.bindparam("users", list(users), expanding=True, type_=self.user.type)
+        position = sa.func.row_number().over(partition_by=t.c[self.user.name],
+                                             order_by=self._recency(t))
+        inner = (sa.select(t.c[self.user.name].label(C.USER), *self._selected(t),
+                           position.label("recmeta_position"))
+                 .where(t.c[self.user.name].in_(ids)).subquery("recent"))
+        cols = [inner.c[name] for name in self._names()]
+        return (sa.select(*cols).where(inner.c.recmeta_position <= last_n)
+                .order_by(inner.c[C.USER], inner.c.recmeta_position.desc()))
+
+    def _lateral_query(self, users: Sequence, last_n: int) -> sa.Select:
+        t = self.table
+        array_type = postgresql.ARRAY(self.user.type)
+        array = sa.cast(sa.bindparam("users", list(users), type_=array_type), array_type)
+        batch = sa.func.unnest(array).table_valued("uid").render_derived("batch")
+        recency = self._recency(t)
+        position = sa.func.row_number().over(order_by=recency).label("recmeta_position")
+        recent = (sa.select(*self._selected(t), position)
+                  .where(t.c[self.user.name] == batch.c.uid)
+                  .order_by(*recency).limit(last_n).lateral("recent"))
+        return (sa.select(batch.c.uid.label(C.USER), *[recent.c[n] for n in self._names()[1:]])
+                .select_from(batch.join(recent, sa.true()))
+                .order_by(batch.c.uid, recent.c.recmeta_position.desc()))
+
+    def _names(self) -> list[str]:
+        return [C.USER, C.ITEM, C.RATING, *([C.TIME] if self.time is not None else [])]
+
+    def _frame(self, rows) -> pd.DataFrame:
+        frame = _records(rows, self._names())
+        frame[C.RATING] = pd.to_numeric(frame[C.RATING], errors="coerce").astype("float64")
+        return frame
+
+    def history_queries(self, conn: sa.Connection, users: Sequence,
+                        last_n: int) -> pd.DataFrame:
+        """The same as :meth:`histories`, one query per user: the slow reference."""
+        t = self.table
+        parts = []
+        for user in users:
+            query = (sa.select(sa.literal(user, self.user.type).label(C.USER), *self._selected(t))
+                     .where(t.c[self.user.name] == sa.bindparam("u", user, type_=self.user.type))
+                     .order_by(*self._recency(t)).limit(last_n))
+            parts.extend(reversed(conn.execute(query).all()))
+        return self._frame(parts)
+
+    # ---------------------------------------------------------- bulk reading
+    def interactions(self, conn: sa.Connection) -> Iterator[pd.DataFrame]:
+        """Every interaction, streamed as frames of up to ``STREAM_ROWS`` rows."""
+        t = self.table
+        query = sa.select(t.c[self.user.name].label(C.USER), *self._selected(t))
+        result = conn.execute(query, execution_options={"yield_per": STREAM_ROWS})
+        for part in result.partitions():
+            yield self._frame(part)
+
+    def features(self, conn: sa.Connection, side: str, ids: Sequence | None = None
+                 ) -> pd.DataFrame | None:
+        """The table of ``side`` ("user", "item" or "candidates"), of ``ids`` or of all, with
+        its key named ``user_id`` or ``item_id``; None when the source has no such table."""
+        if side not in self.entities:
+            return None
+        return self.entities[side].read(conn, ids, C.USER if side == "user" else C.ITEM)
+
+
+class _EntityTable:
+    """A reflected feature table: its key column and feature columns."""
+
+    def __init__(self, engine: sa.Engine, spec: Entities):
+        self.table = _reflect(engine, spec.table, spec.schema, "features")
+        self.key = _column(self.table, spec.key, "key")
+        names = spec.features
+        if names is None:
+            names = tuple(c.name for c in self.table.columns if c.name != spec.key)
+        self.features = [_column(self.table, n, "feature").name for n in names]
+
+    def read(self, conn: sa.Connection, ids: Sequence | None, key_name: str) -> pd.DataFrame:
+        cols = [self.key.label(key_name), *[self.table.c[n] for n in self.features]]
+        query = sa.select(*cols)
+        if ids is not None:
+            ids = for_column(ids, self.key)
+            if not ids:
+                return pd.DataFrame(columns=[key_name, *self.features])
+            query = query.where(self.key.in_(
+                sa.bindparam("ids", ids, expanding=True, type_=self.key.type)))
+        return _records(_stream(conn, query.order_by(self.key)), [key_name, *self.features])
+
+
+def _records(rows, columns: list[str]) -> pd.DataFrame:
+    """A frame from result rows (as plain tuples: much faster than from Row objects)."""
+    return pd.DataFrame.from_records([tuple(row) for row in rows], columns=columns)
+
+
+def _stream(conn: sa.Connection, query) -> Iterator[tuple]:
+    """Rows of ``query``, fetched ``STREAM_ROWS`` at a time (a server-side cursor where the
+    driver has one); the option is set on this execution only, never on ``conn``."""
+    result = conn.execute(query, execution_options={"yield_per": STREAM_ROWS})
+    for part in result.partitions():
+        yield from part
+
+
+def _reflect(engine: sa.Engine, name: str, schema: str | None, role: str) -> sa.Table:
+    inspector = sa.inspect(engine)
+    if not isinstance(name, str) or not inspector.has_table(name, schema=schema):
+        have = sorted(inspector.get_table_names(schema=schema))
+        where = f"schema {schema!r}" if schema else "the default schema"
+        shown = ", ".join(repr(t) for t in have[:50]) or "none"
+        hint = (" Run `recmeta db upgrade --db URL` to create recmeta's default table."
+                if name == Interactions.table else "")
+        raise SchemaError(
+            f"The {role} table {name!r} does not exist in {where} of "
+            f"{engine.url.render_as_string(hide_password=True)}. Tables there: {shown}. "
+            f"Name an existing table.{hint}")
+    return sa.Table(name, sa.MetaData(), autoload_with=engine, schema=schema)
+
+
+def _column(table: sa.Table, name: str, role: str) -> sa.Column:
+    if not isinstance(name, str) or name not in table.c:
+        have = ", ".join(repr(c.name) for c in table.columns)
+        raise SchemaError(
+            f"Table {table.name!r} has no column {name!r} (the {role} column). Its columns "
+            f"are: {have}. Map the {role} to one of them.")
+    return table.c[name]

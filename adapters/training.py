@@ -1,0 +1,118 @@
+"""Training from the database (or a file): a long frame for ``fit``, a model directory, a
+registry row.
+
+The frame has recmeta's column names: ``user_id``, ``item_id``, ``timestamp`` when there is
+a time column, and the feature columns of the user and item tables, joined on the ids.
+Rows whose rating is NULL, NaN or not a number are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from recmeta import columns as C
+from recmeta.exceptions import DataError, InvalidParameterError
+
+from . import registry
+from .ids import align_ids
+from .sql import SqlReader
+
+if TYPE_CHECKING:
+    from recmeta import MetaRecommender
+
+
+def frame_from_sql(reader: SqlReader) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Every interaction with its user and item features: ``(X, y, counts)``."""
+    with reader.engine.connect() as conn:
+        parts = list(reader.interactions(conn))
+        users = reader.features(conn, "user")
+        items = reader.features(conn, "item")
+    if not parts:
+        raise DataError(f"The interactions table {reader.table.name!r} is empty: load some "
+                        f"interactions into it before training.")
+    frame = pd.concat(parts, ignore_index=True)
+    for key, table in ((C.USER, users), (C.ITEM, items)):
+        if table is not None:
+            table[key] = align_ids(table[key], pd.Index(frame[key]))
+            frame = frame.merge(table, on=key, how="left")
+    return _split_target(frame)
+
+
+def frame_from_file(path, mapping: dict[str, str | None]) -> tuple[pd.DataFrame, np.ndarray,
+                                                                  dict]:
+    """A long frame from a CSV or Parquet file; ``mapping`` names its user, item, rating and
+    time columns (rating None: implicit feedback). Other columns are features."""
+    path = Path(path)
+    readers = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".json": pd.read_json}
+    if path.suffix.lower() not in readers:
+        raise DataError(f"Cannot read {str(path)!r}: give a .csv, .parquet or .json file.")
+    if not path.is_file():
+        raise DataError(f"No file {str(path)!r}. Give the path of your interactions file.")
+    frame = readers[path.suffix.lower()](path)
+    rename = {mapping[k]: v for k, v in (("user", C.USER), ("item", C.ITEM),
+                                         ("rating", C.RATING), ("time", C.TIME)) if mapping[k]}
+    missing = [name for name in rename if name not in frame.columns]
+    if missing:
+        raise DataError(f"{str(path)!r} has no column {', '.join(map(repr, missing))}. Its "
+                        f"columns are: {', '.join(map(repr, frame.columns))}. Map them with "
+                        f"--user-col, --item-col, --rating-col and --time-col.")
+    frame = frame.rename(columns=rename)
+    if C.RATING not in frame.columns:
+        frame[C.RATING] = 1.0
+    return _split_target(frame)
+
+
+def _split_target(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Drop unusable ratings, order each user's rows by time, and split off ``y``."""
+    if frame.empty:
+        raise DataError("There are no interactions to train on. Load some into the "
+                        "interactions table (or file) first.")
+    rating = pd.to_numeric(frame[C.RATING], errors="coerce")
+    usable = np.isfinite(rating.to_numpy(np.float64, na_value=np.nan))
+    frame = frame.assign(**{C.RATING: rating}).loc[usable]
+    if C.TIME in frame.columns:
+        frame = frame.sort_values([C.USER, C.TIME], kind="stable")
+    frame = frame.reset_index(drop=True)
+    y = frame.pop(C.RATING).to_numpy(np.float64)
+    return frame, y, {"rows_dropped_null_rating": int((~usable).sum())}
+
+
+def fit_and_save(X: pd.DataFrame, y: np.ndarray, params: dict, out
+                 ) -> tuple[MetaRecommender, dict]:
+    """Fit a MetaRecommender on ``(X, y)`` with ``params`` and save it to ``out``."""
+    from recmeta import MetaRecommender
+
+    defaults = {"user_col": C.USER, "item_col": C.ITEM,
+                "time_col": C.TIME if C.TIME in X.columns else None}
+    try:
+        model = MetaRecommender(**{**defaults, **params})
+    except TypeError as exc:  # an unknown parameter name
+        raise InvalidParameterError(f"{exc}; see help(recmeta.MetaRecommender) for the "
+                                    f"parameters.") from None
+    started = time.perf_counter()
+    model.fit(X, y)
+    seconds = time.perf_counter() - started
+    model.save(out)
+    metrics = {
+        "n_users": len(model.users_), "n_items": len(model.items_), "n_interactions": len(X),
+        "n_epochs": model.n_epochs_, "best_epoch": model.best_epoch_,
+        "train_loss": model.loss_curve_[-1] if model.loss_curve_ else None,
+        "validation_loss": (min(model.validation_loss_curve_)
+                            if model.validation_loss_curve_ else None),
+        "fit_seconds": round(seconds, 3),
+    }
+    return model, metrics
+
+
+def register(engine: sa.Engine | None, out, model: MetaRecommender, metrics: dict,
+             name: str | None) -> int | None:
+    """Register the saved model when there is a database; returns its id."""
+    if engine is None:
+        return None
+    return registry.register(engine, out, model.get_params(deep=False), metrics, name=name)

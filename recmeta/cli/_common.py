@@ -1,0 +1,176 @@
+"""What the job commands share: the database option, the table mapping, errors and output.
+
+Exit codes of every command: 0 success; 1 the job failed (a scoring run is marked failed
+and can be resumed with ``--resume RUN_ID``; this includes a database that cannot be
+reached); 2 bad usage or input (a missing table or column, a bad option; nothing written).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+
+import click
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(click.ClickException):
+    """Bad input: printed as ``Error: ...`` on stderr, exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class JobError(click.ClickException):
+    """The job failed: printed as ``Error: ...`` on stderr, exit code 1."""
+
+    exit_code = EXIT_FAILED
+
+
+def db_option(func: Callable) -> Callable:
+    return click.option(
+        "--db", "db_url", required=True, envvar="RECMETA_DB", metavar="URL",
+        help="SQLAlchemy URL of the database, e.g. sqlite:///app.db or "
+             "postgresql://user:pass@host/db (env RECMETA_DB).")(func)
+
+
+def _none_if_empty(ctx, param, value):
+    return value or None
+
+
+def _names(ctx, param, value):
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+
+
+SOURCE_OPTIONS = [
+    click.option("--interactions", default="recmeta_interactions", show_default=True,
+                 help="Table of interactions."),
+    click.option("--user-col", default="user_id", show_default=True,
+                 help="Its user id column."),
+    click.option("--item-col", default="item_id", show_default=True,
+                 help="Its item id column."),
+    click.option("--rating-col", default="rating", show_default=True,
+                 callback=_none_if_empty,
+                 help="Its rating column; '' for implicit feedback (every row is a 1)."),
+    click.option("--time-col", default="timestamp", show_default=True,
+                 callback=_none_if_empty, help="Its time column; '' when there is none."),
+    click.option("--schema", default=None, help="Database schema of every table (PostgreSQL)."),
+    click.option("--users", "users_table", default=None,
+                 help="Table of user features (optional)."),
+    click.option("--user-key", default="user_id", show_default=True,
+                 help="Its user id column."),
+    click.option("--user-features", default=None, callback=_names,
+                 help="Its feature columns, comma-separated [default: all but the key]."),
+    click.option("--items", "items_table", default=None,
+                 help="Table of item features: the catalogue (optional)."),
+    click.option("--item-key", default="item_id", show_default=True,
+                 help="Its item id column."),
+    click.option("--item-features", default=None, callback=_names,
+                 help="Its feature columns, comma-separated [default: all but the key]."),
+]
+
+CANDIDATE_OPTIONS = [
+    click.option("--candidates", "candidates_table", default=None,
+                 help="Table of the items to rank [default: the --items table, else every "
+                      "item the model knows]."),
+    click.option("--candidate-key", default="item_id", show_default=True,
+                 help="Its item id column."),
+]
+
+
+def options(decorators: list) -> Callable:
+    """Apply a list of click options, in the order listed."""
+    def apply(func: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+    return apply
+
+
+def source_from(kw: dict):
+    """The :class:`SqlSource` that the source options describe (pops them from ``kw``)."""
+    from recmeta.adapters.sql import Entities, Interactions, SqlSource
+
+    schema = kw.pop("schema")
+    interactions = Interactions(kw.pop("interactions"), kw.pop("user_col"), kw.pop("item_col"),
+                                kw.pop("rating_col"), kw.pop("time_col"), schema)
+
+    def entities(table, key, features=None):
+        return None if table is None else Entities(table, key, features, schema)
+
+    users = entities(kw.pop("users_table"), kw.pop("user_key"), kw.pop("user_features"))
+    items = entities(kw.pop("items_table"), kw.pop("item_key"), kw.pop("item_features"))
+    candidates = None
+    if "candidates_table" in kw:
+        candidates = entities(kw.pop("candidates_table"), kw.pop("candidate_key"))
+    return SqlSource(interactions, users, items, candidates)
+
+
+def make_engine(url: str):
+    """An engine for ``url``; ``postgresql://`` uses psycopg 3 (``recmeta[postgres]``)."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return sa.create_engine(parsed)
+    except sa.exc.ArgumentError as exc:
+        raise UsageError(f"--db {url!r} is not a database URL ({exc}). Write it as "
+                         f"sqlite:///path/to/file.db or postgresql://user:pass@host/db.") from None
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"The driver for {url.split(':')[0]} is not installed ({exc}). For "
+                         f"PostgreSQL: pip install 'recmeta[postgres]'.") from None
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn recmeta's and the database's exceptions into messages and exit codes."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        import sqlalchemy as sa
+        from alembic.util import CommandError
+
+        from recmeta.adapters.migrate import MigrationError
+        from recmeta.exceptions import DataError, InvalidParameterError, ModelFormatError
+
+        try:
+            return func(*args, **kwargs)
+        except (DataError, InvalidParameterError, ModelFormatError, MigrationError,
+                CommandError) as exc:
+            raise UsageError(str(exc)) from None
+        except sa.exc.OperationalError as exc:
+            raise JobError(f"The database could not be used: {exc.orig}. Check --db and "
+                           f"that the server is up.") from None
+    return wrapper
+
+
+def print_json(data: dict) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def note(message: str) -> None:
+    """A line for people, on stderr (stdout stays machine-readable)."""
+    click.echo(f"recmeta: {message}", err=True)
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict:
+    """``("max_epochs=3", "hidden=[32,32]")`` -> ``{"max_epochs": 3, "hidden": (32, 32)}``;
+    values are JSON where they parse as JSON, else strings."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param takes KEY=VALUE (e.g. --param max_epochs=10); got "
+                             f"{pair!r}.")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        params[key.strip()] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return params
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()

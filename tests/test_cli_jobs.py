@@ -1,0 +1,274 @@
+"""``recmeta train | score | recommend | demo``: outputs, exit codes, and SIGKILL + resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import torch
+from click.testing import CliRunner
+
+from recmeta import MetaRecommender, make_synthetic
+from recmeta.adapters import migrate, runs
+from recmeta.adapters.scoring import NightlyJob, ScoreSettings
+from recmeta.adapters.sql import SqlSource
+from recmeta.cli import main
+
+TABLES = ["--users", "app_users", "--items", "app_items"]
+
+
+def invoke(*args: str, ok: bool = True):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def stdout_json(result) -> dict:
+    return json.loads(result.stdout)
+
+
+def test_train_from_the_database_registers_the_model(filled_engine, db_url, tmp_path):
+    out = tmp_path / "m"
+    result = invoke("train", "--db", db_url, *TABLES, "--out", out, "--name", "nightly",
+                    "--param", "max_epochs=1", "--param", "hidden=[8]",
+                    "--param", "embedding_dim=4", "--param", "random_state=0")
+    summary = stdout_json(result)
+    assert summary["model_id"] == 1 and summary["metrics"]["n_users"] == 40
+    model = MetaRecommender.load(out)
+    assert model.hidden == (8,) and model.schema_.user_fields == ["gender", "age", "occupation"]
+    with filled_engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT name, artifact FROM recmeta_models")).one()
+    assert row == ("nightly", str(out.resolve()))
+
+
+def test_train_from_a_file(tmp_path, sql_data):
+    path = tmp_path / "ratings.csv"
+    frame = sql_data.X.assign(stars=sql_data.y).rename(columns={"user_id": "uid"})
+    frame.to_csv(path, index=False)
+    result = invoke("train", "--file", path, "--user-col", "uid", "--rating-col", "stars",
+                    "--time-col", "", "--out", tmp_path / "m", "--param", "max_epochs=1")
+    assert stdout_json(result)["model_id"] is None
+    assert MetaRecommender.load(tmp_path / "m").schema_.item_fields == ["genres", "decade",
+                                                                         "length"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--param", "max_epochs=-1"], "max_epochs"),
+    (["--param", "no_such_param=1"], "no_such_param"),
+    (["--param", "oops"], "KEY=VALUE"),
+    (["--interactions", "nope"], "'nope' does not exist"),
+    (["--user-col", "uid"], "no column 'uid'"),
+])
+def test_train_bad_input_exits_2(filled_engine, db_url, tmp_path, args, message):
+    result = invoke("train", "--db", db_url, "--out", tmp_path / "m", *args, ok=False)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_score_prints_json_and_writes(filled_engine, db_url, sql_model_dir):
+    result = invoke("score", "--db", db_url, "--model", sql_model_dir, *TABLES, "-n", 3,
+                    "--batch-size", 16, "--progress")
+    summary = stdout_json(result)
+    assert summary["status"] == "finished" and summary["users"]["scored"] == 40
+    assert "run 1 started" in result.stderr and "--resume 1" in result.stderr
+    assert "user/s" in result.stderr and "/40 " in result.stderr  # the bar, on stderr only
+    assert len(runs.read(filled_engine, summary["run_id"])) == 120
+    again = invoke("score", "--db", db_url, "--resume", summary["run_id"])
+    assert stdout_json(again)["recommendations_written"] == 120
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--interactions", 'x"; DROP TABLE app_users; --'], "does not exist"),
+    (["--items", "catalog"], "Tables there:"),
+    (["--resume", "99"], "no run 99"),
+    (["--model", "nowhere"], "neither a registered model id nor a model directory"),
+    (["--model", "7"], "No model 7 in the registry"),
+])
+def test_score_bad_input_exits_2(filled_engine, db_url, sql_model_dir, args, message):
+    base = [] if "--model" in args or "--resume" in args else ["--model", sql_model_dir]
+    result = invoke("score", "--db", db_url, *base, *args, ok=False)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "app_users" in sa.inspect(filled_engine).get_table_names()
+
+
+def test_broken_model_fails_before_anything_is_written(filled_engine, db_url, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.json").write_text("{not json")
+    result = invoke("score", "--db", db_url, "--model", broken, ok=False)
+    assert result.exit_code == 2, result.output
+    with filled_engine.connect() as conn:
+        for table in ("recmeta_models", "recmeta_runs"):
+            assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar() == 0
+
+
+def test_resume_takes_the_runs_own_options(filled_engine, db_url):
+    result = invoke("score", "--db", db_url, "--resume", 1, "-n", 5, "--users", "u",
+                    ok=False)
+    assert result.exit_code == 2 and "drop -n/--n, --users." in result.output
+
+
+@pytest.mark.postgres
+def test_plain_postgresql_url_uses_psycopg(pg_url):
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    assert "0002 (head)" in invoke("db", "upgrade", "--db", plain).output
+
+
+def test_unmigrated_database_says_what_to_run(sqlite_url, sql_model_dir):
+    result = invoke("score", "--db", sqlite_url, "--model", sql_model_dir, ok=False)
+    assert result.exit_code == 2 and "recmeta db upgrade --db URL" in result.output
+
+
+def test_recommend_one_user(filled_engine, db_url, sql_model_dir):
+    result = invoke("recommend", "--db", db_url, "--model", sql_model_dir, "--user", 3,
+                    *TABLES, "-n", 4)
+    lines = result.output.splitlines()
+    assert lines[0].startswith("user 3:") and "known to the model" in lines[0]
+    assert len(lines) == 2 + 4
+    data = stdout_json(invoke("recommend", "--db", db_url, "--model", sql_model_dir,
+                              "--user", "nobody", "--json"))
+    assert data["counts"]["users_cold"] == 1 and len(data["recommendations"]) == 10
+
+
+def test_demo_runs_small_and_writes_only_its_directory(tmp_path):
+    directory = tmp_path / "demo"
+    result = invoke("demo", "--dir", directory, "--users", 60, "--items", 40, "--epochs", 1,
+                    "--no-progress")
+    assert "popularity" in result.stdout and "recmeta recommend --db" in result.stdout
+    assert sorted(p.name for p in directory.iterdir()) == ["demo.db", "model"]
+    assert "users scored" in result.stdout
+
+
+# ----------------------------------------------------------- SIGKILL, then resume
+
+KILLS = 5
+
+# A parent that imports recmeta once and forks a child per command, so that each killed
+# process costs a fork rather than a fresh interpreter. Each child runs the real CLI, and
+# is killed with SIGKILL from the test; the parent reports its pid, then its exit code.
+FORKER = """
+import json, os, sys
+import recmeta.adapters.scoring
+from recmeta.cli import main
+for line in sys.stdin:
+    argv, log = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        try:
+            main(argv)
+        except SystemExit as exit:
+            os._exit(exit.code if isinstance(exit.code, int) else 1)
+        os._exit(0)
+    print(pid, flush=True)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+"""
+
+
+class Forker:
+    """Runs ``recmeta`` commands in forked children of one warm interpreter."""
+
+    def __init__(self, tmp_path):
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        self.process = subprocess.Popen([sys.executable, "-c", FORKER], env=env, text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.tmp_path, self.count = tmp_path, 0
+
+    def start(self, *args) -> tuple[int, object]:
+        self.count += 1
+        log = self.tmp_path / f"child-{self.count}.log"
+        self.process.stdin.write(json.dumps([[str(a) for a in args], str(log)]) + "\n")
+        self.process.stdin.flush()
+        return int(self.process.stdout.readline()), log
+
+    def exit_code(self) -> int:
+        return int(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def progress_of(engine, run_id: int | None, newer_than: int = 0) -> tuple[int | None, int]:
+    """(run ``run_id``, or the newest run after ``newer_than``; its committed batches)."""
+    with engine.connect() as conn:
+        query = sa.select(runs.runs.c.id, runs.runs.c.batches_done)
+        if run_id is not None:
+            query = query.where(runs.runs.c.id == run_id)
+        else:
+            query = query.where(runs.runs.c.id > newer_than)
+        row = conn.execute(query.order_by(runs.runs.c.id.desc()).limit(1)).first()
+    return (row[0], row[1]) if row else (None, 0)
+
+
+def kill_when(engine, forker: Forker, pid: int, run_id, newer_than: int, past: int,
+              pause: float) -> int:
+    """SIGKILL child ``pid`` ``pause`` seconds after its run commits batch ``past``; returns
+    the run's id."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found, done = progress_of(engine, run_id, newer_than)
+        if found is not None and done >= past:
+            time.sleep(pause)
+            os.kill(pid, signal.SIGKILL)
+            code = forker.exit_code()
+            assert code == -signal.SIGKILL, f"the run ended (exit {code}) before the kill"
+            return found
+        time.sleep(0.005)
+    raise AssertionError("the run made no progress in 120 s")
+
+
+def uninterrupted(engine, model_dir, **settings) -> pd.DataFrame:
+    """The rows of a run never killed, scored here with one thread as the subprocesses are."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        job = NightlyJob.start(engine, SqlSource(), str(model_dir), ScoreSettings(**settings))
+        return runs.read(engine, job.run(progress=False)["run_id"])
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_then_resume_gives_the_same_rows(engine, db_url, tmp_path,
+                                                                 sql_model_dir):
+    data = make_synthetic(n_users=120, n_items=30, ratings_per_user=(3, 10), random_state=1)
+    migrate.upgrade(engine)
+    data.interactions.astype({"user_id": str, "item_id": str}).to_sql(
+        "recmeta_interactions", engine, if_exists="append", index=False)
+    expected = uninterrupted(engine, sql_model_dir, n=5, batch_size=3)
+    reference_id, batches = 1, 40
+
+    forker, rng, run_id, done = Forker(tmp_path), random.Random(20251126), None, 0
+    try:
+        for kill in range(KILLS):
+            if run_id is None:
+                pid, _ = forker.start("score", "--db", db_url, "--model", sql_model_dir,
+                                      "-n", 5, "--batch-size", 3, "--no-progress")
+            else:
+                pid, _ = forker.start("score", "--db", db_url, "--resume", run_id,
+                                      "--no-progress")
+            target = done + rng.randint(1, batches // KILLS - 2)
+            run_id = kill_when(engine, forker, pid, run_id, reference_id, target,
+                               rng.uniform(0.0, 0.03))
+            done = progress_of(engine, run_id)[1]
+            assert runs.load(engine, run_id).status == "running", f"kill {kill}"
+        assert done < batches, "every kill must land before the run ends"
+        _, log = forker.start("score", "--db", db_url, "--resume", run_id, "--no-progress")
+        assert forker.exit_code() == 0, log.read_text()
+    finally:
+        forker.close()
+    summary = json.loads(log.read_text().split("\n", 1)[1])  # after the stderr note
+    assert summary["status"] == "finished" and summary["users"]["scored"] == 120
+    pd.testing.assert_frame_equal(runs.read(engine, run_id), expected, check_exact=True)

@@ -1,0 +1,190 @@
+"""recmeta.adapters.sql: reflection, clear errors, hostile names, one query per batch."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from recmeta import columns as C
+from recmeta.adapters import ids, migrate, scoring, sql
+from recmeta.adapters.sql import Entities, Interactions, SchemaError, SqlReader, SqlSource
+
+
+def events(n_users: int = 30, n_rows: int = 600, seed: int = 0) -> pd.DataFrame:
+    """Random events with ties in time and some NULL ratings."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "uid": rng.integers(0, n_users, n_rows),
+        "sku": [f"i{k}" for k in rng.integers(0, 50, n_rows)],
+        "stars": rng.integers(1, 6, n_rows).astype(float),
+        "ts": rng.integers(0, 40, n_rows),  # few distinct times: many ties
+    })
+    frame.loc[rng.random(n_rows) < 0.05, "stars"] = np.nan
+    return frame.drop_duplicates(["uid", "sku"]).reset_index(drop=True)
+
+
+def reference(frame: pd.DataFrame, users, last_n: int, time: bool) -> pd.DataFrame:
+    """The last ``last_n`` rows per user, by (ts, sku) descending, oldest first: pandas."""
+    keys = ["ts", "sku"] if time else ["sku"]
+    rows = frame[frame.uid.isin(users)].sort_values(["uid", *keys])
+    rows = rows.groupby("uid").tail(last_n)
+    out = pd.DataFrame({C.USER: rows.uid, C.ITEM: rows.sku, C.RATING: rows.stars})
+    if time:
+        out[C.TIME] = rows.ts
+    return out.reset_index(drop=True)
+
+
+@pytest.fixture
+def event_engine(engine):
+    frame = events()
+    frame.to_sql("events", engine, index=False)
+    return engine, frame
+
+
+def source(time: bool = True, **kw) -> SqlSource:
+    return SqlSource(Interactions("events", "uid", "sku", "stars", "ts" if time else None),
+                     **kw)
+
+
+def count_statements(engine: sa.Engine) -> list:
+    seen = []
+    sa.event.listen(engine, "before_cursor_execute",
+                    lambda conn, cursor, statement, *rest: seen.append(statement))
+    return seen
+
+
+@pytest.mark.parametrize("time", [True, False], ids=["by-time", "no-time"])
+def test_histories_are_one_query_and_match_reference(event_engine, time):
+    engine, frame = event_engine
+    reader = SqlReader(engine, source(time))
+    users = [0, 3, 4, 7, 8, 29, 1000]  # 1000 has no rows
+    statements = count_statements(engine)
+    with engine.connect() as conn:
+        got = reader.histories(conn, users, last_n=4)
+    assert len(statements) == 1
+    expected = reference(frame, users, 4, time)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    with engine.connect() as conn:
+        slow = reader.history_queries(conn, users, last_n=4)
+    pd.testing.assert_frame_equal(got, slow, check_dtype=False)
+
+
+def test_dialect_specific_query(event_engine):
+    engine, _ = event_engine
+    reader = SqlReader(engine, source())
+    if engine.dialect.name == "postgresql":
+        query = reader._lateral_query([1, 2], 5)
+    else:
+        query = reader._window_query([1, 2], 5)
+    text = str(query.compile(dialect=engine.dialect))
+    assert ("LATERAL" in text) == (engine.dialect.name == "postgresql")
+    assert "row_number() OVER" in text
+
+
+def test_null_ratings_come_back_as_nan_and_implicit_as_one(event_engine):
+    engine, frame = event_engine
+    with engine.connect() as conn:
+        got = SqlReader(engine, source()).histories(conn, list(range(30)), last_n=100)
+        implicit = SqlReader(engine, SqlSource(Interactions("events", "uid", "sku", None, "ts")))
+        ones = implicit.histories(conn, [0, 1], last_n=100)
+    assert got[C.RATING].isna().sum() == frame.stars.isna().sum()
+    assert (ones[C.RATING] == 1.0).all()
+
+
+def test_user_batches_cover_every_user_once_in_order(event_engine):
+    engine, frame = event_engine
+    reader = SqlReader(engine, source())
+    with engine.connect() as conn:
+        batches = list(reader.user_batches(conn, size=7))
+        after = list(reader.user_batches(conn, size=7, after=batches[1][-1]))
+        assert reader.count_users(conn) == frame.uid.nunique()
+    flat = [u for b in batches for u in b]
+    assert flat == sorted(frame.uid.unique().tolist())
+    assert after == batches[2:]
+    assert all(len(b) == 7 for b in batches[:-1])
+
+
+def test_interactions_stream_in_partitions(event_engine, monkeypatch):
+    engine, frame = event_engine
+    monkeypatch.setattr(sql, "STREAM_ROWS", 100)
+    with engine.connect() as conn:
+        parts = list(SqlReader(engine, source()).interactions(conn))
+    assert len(parts) == -(-len(frame) // 100)
+    assert sum(len(p) for p in parts) == len(frame)
+
+
+def test_feature_tables_match_ids_by_value(event_engine):
+    engine, _ = event_engine
+    pd.DataFrame({"id": [1, 2, 3], "job": ["a", "b", "c"], "age": [10, 20, 30]}).to_sql(
+        "people", engine, index=False)
+    reader = SqlReader(engine, source(users=Entities("people", "id", ("job",))))
+    with engine.connect() as conn:
+        got = reader.features(conn, "user", ["2", "3", "x"])  # text ids, an impossible one
+    assert got.columns.tolist() == [C.USER, "job"]
+    assert got[C.USER].tolist() == [2, 3] and got["job"].tolist() == ["b", "c"]
+    assert reader.user_features == ["job"]
+
+
+def test_missing_table_names_it_and_lists_what_exists(event_engine):
+    engine, _ = event_engine
+    with pytest.raises(SchemaError, match=r"'evnts' does not exist.*Tables there: .*'events'"):
+        SqlReader(engine, SqlSource(Interactions("evnts", "uid", "sku", "stars", "ts")))
+    with pytest.raises(SchemaError, match="recmeta db upgrade"):
+        SqlReader(engine, SqlSource())
+
+
+def test_missing_column_names_it_and_lists_columns(event_engine):
+    engine, _ = event_engine
+    with pytest.raises(SchemaError, match=r"no column 'user'.*'uid', 'sku', 'stars', 'ts'"):
+        SqlReader(engine, SqlSource(Interactions("events", "user", "sku", "stars", "ts")))
+    with pytest.raises(SchemaError, match="no column 'genre'"):
+        SqlReader(engine, source(items=Entities("events", "sku", ("genre",))))
+
+
+HOSTILE = ['events"; DROP TABLE victim; --', "events'; DELETE FROM victim; --",
+           "victim; DROP TABLE victim", 'x" OR 1=1 --', "events`", "[events]"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_are_names_that_do_not_exist(event_engine, name):
+    engine, _ = event_engine
+    pd.DataFrame({"a": [1, 2]}).to_sql("victim", engine, index=False)
+    with pytest.raises(SchemaError, match="does not exist"):
+        SqlReader(engine, SqlSource(Interactions(name, "uid", "sku", "stars", "ts")))
+    with pytest.raises(SchemaError, match="no column"):
+        SqlReader(engine, SqlSource(Interactions("events", name, "sku", "stars", "ts")))
+    with pytest.raises(SchemaError, match="does not exist"):
+        SqlReader(engine, source(users=Entities(name, "uid")))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM victim")).scalar() == 2
+
+
+def test_strange_real_names_are_quoted_not_formatted(engine):
+    name, user, item = 'we"ird; table', "us'er id", 'it"em;'
+    table = sa.Table(name, sa.MetaData(), sa.Column(user, sa.Integer),
+                     sa.Column(item, sa.String(20)), sa.Column("select", sa.Float))
+    table.create(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{user: 1, item: "a", "select": 4.0},
+                                      {user: 1, item: "b", "select": 2.0}])
+    reader = SqlReader(engine, SqlSource(Interactions(name, user, item, "select", None)))
+    with engine.connect() as conn:
+        got = reader.histories(conn, [1], last_n=5)
+    assert sorted(got[C.ITEM]) == ["a", "b"] and sorted(got[C.RATING]) == [2.0, 4.0]
+
+
+def test_align_ids_matches_by_value():
+    known = pd.Index([1, 2, 3])
+    assert ids.align_ids(pd.Series(["1", "3", "x"]), known).tolist() == [1, 3, "x"]
+    assert ids.align_ids(pd.Series([1, 2]), pd.Index(["1", "2"])).tolist() == ["1", "2"]
+    assert ids.for_column(["7", "x", 8], sa.Column("c", sa.Integer)) == [7, 8]
+
+
+@pytest.mark.parametrize("module", [sql, ids, migrate, scoring])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0

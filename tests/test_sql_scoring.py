@@ -1,0 +1,148 @@
+"""The nightly job in process: top-N written, imperfect data counted, failures resumable."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from recmeta import columns as C
+from recmeta.adapters import migrate, runs
+from recmeta.adapters.migrate import MigrationError
+from recmeta.adapters.recommend import recommend_one
+from recmeta.adapters.scoring import JobFailed, NightlyJob, ScoreSettings
+from recmeta.adapters.sql import Entities, SqlSource
+
+SOURCE = SqlSource(users=Entities("app_users", C.USER), items=Entities("app_items", C.ITEM))
+
+
+def score(engine, model_dir, source=SOURCE, **settings):
+    settings = {"n": 5, "batch_size": 7, **settings}
+    job = NightlyJob.start(engine, source, str(model_dir), ScoreSettings(**settings))
+    return job.run(progress=False)
+
+
+def rows_of(engine, run_id) -> pd.DataFrame:
+    return runs.read(engine, run_id)
+
+
+def test_writes_top_n_for_every_user(filled_engine, sql_model_dir, sql_data):
+    summary = score(filled_engine, sql_model_dir)
+    rows = rows_of(filled_engine, summary["run_id"])
+    n_users = sql_data.users.shape[0]
+    assert summary["status"] == "finished"
+    assert summary["users"]["seen"] == summary["users"]["scored"] == n_users
+    assert summary["recommendations_written"] == len(rows) == 5 * n_users
+    assert summary["history_rows"]["read"] == len(sql_data.interactions)
+    assert rows.groupby(C.USER)[C.RANK].apply(list).map(lambda r: r == [1, 2, 3, 4, 5]).all()
+    seen = set(zip(sql_data.interactions[C.USER].astype(str),
+                   sql_data.interactions[C.ITEM].astype(str), strict=True))
+    assert not any((u, i) in seen for u, i in zip(rows[C.USER], rows[C.ITEM], strict=True))
+    scores = rows.groupby(C.USER)[C.SCORE].apply(lambda s: s.is_monotonic_decreasing)
+    assert scores.all()
+
+
+def test_writing_a_batch_twice_changes_nothing(filled_engine, sql_model_dir):
+    summary = score(filled_engine, sql_model_dir)
+    before = rows_of(filled_engine, summary["run_id"])
+    with filled_engine.begin() as conn:
+        runs.write(conn, summary["run_id"], before)
+    pd.testing.assert_frame_equal(rows_of(filled_engine, summary["run_id"]), before)
+
+
+def test_failed_batch_rolls_back_and_resume_matches(filled_engine, sql_model_dir,
+                                                    monkeypatch):
+    clean = rows_of(filled_engine, score(filled_engine, sql_model_dir)["run_id"])
+    real, calls = runs.advance, []
+
+    def flaky(conn, *args):
+        calls.append(1)
+        if len(calls) == 3:  # the batch's rows are inserted; its checkpoint fails
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("connection lost"))
+        return real(conn, *args)
+
+    monkeypatch.setattr(runs, "advance", flaky)
+    job = NightlyJob.start(filled_engine, SOURCE, str(sql_model_dir), ScoreSettings(5, 7))
+    with pytest.raises(JobFailed, match=f"--resume {job.run_id}") as failure:
+        job.run(progress=False)
+    state = runs.load(filled_engine, job.run_id)
+    assert state.status == "failed" and "connection lost" in state.error
+    assert state.batches_done == 2 and failure.value.summary["status"] == "failed"
+    assert failure.value.summary["users"]["seen"] == 14  # the committed batches only
+    assert len(rows_of(filled_engine, job.run_id)) == 2 * 7 * 5  # batch 3 rolled back whole
+    monkeypatch.setattr(runs, "advance", real)
+    resumed = NightlyJob.resume(filled_engine, job.run_id).run(progress=False)
+    assert resumed["status"] == "finished" and resumed["resumed"]
+    assert resumed["users"]["scored"] == clean[C.USER].nunique()
+    pd.testing.assert_frame_equal(rows_of(filled_engine, job.run_id), clean)
+
+
+def test_resuming_a_finished_run_does_nothing(filled_engine, sql_model_dir):
+    first = score(filled_engine, sql_model_dir)
+    again = NightlyJob.resume(filled_engine, first["run_id"]).run(progress=False)
+    assert again["recommendations_written"] == first["recommendations_written"]
+    assert again["status"] == "finished"
+
+
+def test_two_processes_cannot_commit_the_same_batch(filled_engine, sql_model_dir):
+    summary = score(filled_engine, sql_model_dir)
+    with pytest.raises(runs.RunConflict), filled_engine.begin() as conn:
+        runs.advance(conn, summary["run_id"], 0, {})
+
+
+def test_imperfect_rows_and_users_are_counted(filled_engine, sql_model_dir, sql_data):
+    rated = sql_data.interactions
+    fresh = next(i for i in sql_data.items[C.ITEM] if i not in set(rated[rated[C.USER] == 2][
+        C.ITEM]))  # an item user 2 has not rated: its two new rows are one duplicate
+    extra = pd.DataFrame({
+        C.USER: ["0", "1", "2", "2", "5000", "5001"],
+        C.ITEM: ["1", "no-such-item", str(fresh), str(fresh), "2", "4"],
+        C.RATING: [None, 4.0, 5.0, 5.0, 4.0, float("nan")],
+        C.TIME: [2e9, 2e9, 2e9, 2e9 + 1, 2e9, 2e9],
+    })
+    extra.to_sql("recmeta_interactions", filled_engine, if_exists="append", index=False)
+    pd.DataFrame({C.USER: [6000], "gender": ["F"], "age": ["25-34"],
+                  "occupation": ["artist"]}).to_sql("app_users", filled_engine,
+                                                    if_exists="append", index=False)
+    summary = score(filled_engine, sql_model_dir)
+    users, dropped = summary["users"], summary["history_rows"]["dropped"]
+    assert dropped == {"null_rating": 1, "unknown_item": 1, "duplicate": 1}
+    # the users table drives the users: 5000 and 5001 are not in it; 6000 has no history
+    assert users["seen"] == users["scored"] == len(sql_data.users) + 1
+    assert users["cold_start"] == 1 and users["new"] == 1
+    skipping = score(filled_engine, sql_model_dir, skip_cold=True)
+    assert skipping["users"]["skipped"]["no_history"] == 1
+    by_interactions = score(filled_engine, sql_model_dir, source=SqlSource())
+    assert by_interactions["users"]["new"] == 2  # 5000 (one usable row) and 5001 (none)
+    assert by_interactions["users"]["cold_start"] == 1
+    assert by_interactions["history_rows"]["dropped"]["null_rating"] == 2
+
+
+def test_candidate_table_narrows_the_ranking(filled_engine, sql_model_dir):
+    pd.DataFrame({C.ITEM: [1, 2, 3, 4, 5, 999]}).to_sql("tonight", filled_engine, index=False)
+    source = SqlSource(candidates=Entities("tonight", C.ITEM))
+    summary = score(filled_engine, sql_model_dir, source=source, n=3)
+    rows = rows_of(filled_engine, summary["run_id"])
+    assert set(rows[C.ITEM]) <= {"1", "2", "3", "4", "5"}
+    assert summary["candidates"] == {"items": 5, "dropped_unknown": 1}
+
+
+def test_scoring_needs_migrated_tables(engine, sql_model_dir):
+    with pytest.raises(MigrationError, match="recmeta db upgrade"):
+        NightlyJob.start(engine, SqlSource(), str(sql_model_dir), ScoreSettings())
+    migrate.upgrade(engine)
+    with pytest.raises(Exception, match="'app_users' does not exist"):
+        NightlyJob.start(engine, SOURCE, str(sql_model_dir), ScoreSettings())
+    with engine.connect() as conn:  # nothing was started
+        assert conn.execute(sa.select(sa.func.count()).select_from(runs.runs)).scalar() == 0
+
+
+def test_recommend_one_is_what_the_job_writes(filled_engine, sql_model_dir):
+    summary = score(filled_engine, sql_model_dir, batch_size=1000)
+    stored = rows_of(filled_engine, summary["run_id"])
+    one = recommend_one(filled_engine, SOURCE, str(sql_model_dir), "3", n=5)
+    assert [r["item_id"] for r in one["recommendations"]] == \
+        stored[stored[C.USER] == "3"][C.ITEM].astype(int).tolist()
+    assert "known to the model" in one["explanation"]
+    nobody = recommend_one(filled_engine, SOURCE, str(sql_model_dir), "no-such-user", n=5)
+    assert "initialisation" in nobody["explanation"] and len(nobody["recommendations"]) == 5
