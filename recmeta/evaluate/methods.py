@@ -1,0 +1,151 @@
+"""The methods an evaluation compares, behind one contract.
+
+``fit(train)`` learns from a :class:`~recmeta.datasets.RatingData`; ``predict(query,
+support)`` scores (user_id, item_id) rows, each user adapted on (or folded in from) its rows
+of ``support`` (user_id, item_id, rating; None or empty for no history). The classic
+baselines ignore side features; the neural methods join them from ``train``'s user and item
+tables, so users and items unseen in training are scored from their features.
+
+Names
+-----
+``global``, ``item``, ``popularity``, ``bias``, ``als``
+    :mod:`recmeta.baselines` with their defaults.
+``metasgd``, ``maml``, ``fomaml``
+    :class:`~recmeta.MetaRecommender` meta-trained with that method and adapted per user.
+``supervised``
+    The same network trained on pooled rows, not adapted (``inner_steps=0``).
+``supervised-ft``
+    That network fine-tuned per user with the meta methods' inner steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from .. import baselines as B
+from .. import columns as C
+from ..datasets import RatingData
+from ..estimator import MetaRecommender
+from ..exceptions import DataError
+
+logger = logging.getLogger("recmeta")
+
+BASELINES = {"global": B.GlobalMean, "item": B.ItemMean, "popularity": B.Popularity,
+             "bias": B.BiasBaseline, "als": B.BiasedMF}
+NEURAL = ("metasgd", "maml", "fomaml", "supervised", "supervised-ft")
+METHODS = (*BASELINES, *NEURAL)
+CLASSIC = ("global", "item", "popularity", "bias", "als")
+
+
+@dataclass
+class FitInfo:
+    """What fitting cost: seconds, and for the neural methods epochs run and kept."""
+
+    seconds: float = 0.0
+    n_epochs: int = 0
+    best_epoch: int = 0
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return self.seconds / self.n_epochs if self.n_epochs else float("nan")
+
+
+class BaselineMethod:
+    """A :mod:`recmeta.baselines` model under the evaluation contract."""
+
+    def __init__(self, model: B.Baseline):
+        self.model = model
+        self.predicts_ratings = model.predicts_ratings
+
+    def fit(self, train: RatingData) -> FitInfo:
+        start = time.perf_counter()
+        self.model.fit(train.ratings)
+        return FitInfo(time.perf_counter() - start)
+
+    def predict(self, query: pd.DataFrame, support: pd.DataFrame | None) -> np.ndarray:
+        return self.model.predict(query, support)
+
+
+@dataclass
+class NeuralMethod:
+    """A :class:`~recmeta.MetaRecommender` under the evaluation contract.
+
+    Parameters
+    ----------
+    estimator : MetaRecommender
+        Unfitted; cloned in ``fit``.
+    adapt : bool, default=True
+        False scores every user with the initialisation (``inner_steps=0``).
+    shared : dict, default=None
+        A cache shared by methods built on one estimator (``supervised`` and
+        ``supervised-ft``), so it is fitted once.
+    """
+
+    estimator: MetaRecommender
+    adapt: bool = True
+    shared: dict | None = None
+    predicts_ratings: bool = True
+    _features: RatingData | None = field(default=None, repr=False)
+
+    def fit(self, train: RatingData) -> FitInfo:
+        key = id(train)
+        if self.shared is not None and self.shared.get("key") == key:
+            self.model_, info = self.shared["model"], self.shared["info"]
+        else:
+            self.model_ = clone(self.estimator)
+            start = time.perf_counter()
+            self.model_.fit(train.X, train.y)
+            info = FitInfo(time.perf_counter() - start, self.model_.n_epochs_,
+                           self.model_.best_epoch_ + 1)
+            if self.shared is not None:
+                self.shared.update(key=key, model=self.model_, info=info)
+        self._features = train
+        return info
+
+    def predict(self, query: pd.DataFrame, support: pd.DataFrame | None) -> np.ndarray:
+        model = self.model_
+        steps = model.inner_steps
+        if not self.adapt:
+            model.set_params(inner_steps=0)
+        try:
+            X = self._features.features(query)
+            if support is None or len(support) == 0:
+                return model.predict(X)
+            history = self._features.features(support)
+            return model.predict(X, history, support[C.RATING].to_numpy(dtype=np.float64))
+        finally:
+            model.set_params(inner_steps=steps)
+
+
+def neural_estimator(method: str, data: RatingData, seed: int, **params) -> MetaRecommender:
+    """A MetaRecommender for ``method`` with ``data``'s feature columns named explicitly."""
+    kinds = {c: "multi" for c in ("genres", "directors", "actors") if c in data.items}
+    defaults = dict(user_features=data.user_features, item_features=data.item_features,
+                    feature_kinds=kinds or None, random_state=seed, verbose=0)
+    defaults.update(params)
+    core = "supervised" if method.startswith("supervised") else method
+    return MetaRecommender(method=core, **defaults)
+
+
+def build(names: tuple[str, ...], data: RatingData, seed: int,
+          neural_params: dict | None = None) -> dict[str, object]:
+    """The methods called ``names``, ready to ``fit`` (see the module docstring)."""
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise DataError(f"Unknown method(s) {unknown}; choose from {list(METHODS)}.")
+    shared: dict = {}
+    out = {}
+    for name in names:
+        if name in BASELINES:
+            out[name] = BaselineMethod(BASELINES[name]())
+        else:
+            estimator = neural_estimator(name, data, seed, **(neural_params or {}))
+            out[name] = NeuralMethod(estimator, adapt=name != "supervised",
+                                     shared=shared if name.startswith("supervised") else None)
+    return out

@@ -1,0 +1,216 @@
+"""The two evaluation protocols, run for several seeds, into one long frame of results.
+
+(a) :func:`melu_states`: MeLU's four states. The methods learn from the warm state (the
+    support sets of its users with 13 to 100 ratings, by default); in every state each such
+    user's 10 query ratings are predicted after adapting on the rest. MAE, RMSE, nDCG@1 and
+    nDCG@3 as MeLU defines them.
+(b) :func:`support_curves`: new users. Users are split into training users and new users;
+    each new user is shown ``k`` of its ratings for ``k`` in ``ks``, then its 10 query
+    ratings are predicted (MAE, RMSE) and a candidate list of its query items plus 100 items
+    it never rated is ranked (nDCG@10 and Recall@10, relevant = a query rating of 4 or more).
+
+Every result row is (protocol, dataset, setting, method, seed, metric, value); every fit
+adds a row to the timings (protocol, dataset, method, seed, seconds, n_epochs, best_epoch).
+Only the users carved out inside the neural methods' ``fit`` (validation users of the
+training state) ever steer training; the reported query sets never do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .. import columns as C
+from .. import metrics as M
+from ..datasets import MELU_STATES, MeluData, RatingData
+from . import methods as methods_
+from .splits import RELEVANT, new_users, support_query
+
+logger = logging.getLogger("recmeta")
+
+KS = (0, 1, 3, 5, 10, 20)
+RESULT_COLUMNS = ["protocol", "dataset", "setting", "method", "seed", "metric", "value"]
+TIMING_COLUMNS = ["protocol", "dataset", "method", "seed", "seconds", "n_epochs", "best_epoch"]
+
+
+@dataclass
+class Results:
+    """Metric values and fit timings, one row each."""
+
+    metrics: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RESULT_COLUMNS))
+    timings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TIMING_COLUMNS))
+
+    def __add__(self, other: Results) -> Results:
+        return Results(_concat(self.metrics, other.metrics), _concat(self.timings, other.timings))
+
+
+@dataclass
+class _Collector:
+    protocol: str
+    dataset: str
+    rows: list = field(default_factory=list)
+    fits: list = field(default_factory=list)
+
+    def add(self, setting, method: str, seed: int, values: dict) -> None:
+        for metric, value in values.items():
+            self.rows.append((self.protocol, self.dataset, setting, method, seed, metric,
+                              float(value)))
+
+    def fitted(self, method: str, seed: int, info: methods_.FitInfo) -> None:
+        self.fits.append((self.protocol, self.dataset, method, seed, info.seconds,
+                          info.n_epochs, info.best_epoch))
+        logger.info("%s/%s seed %d: %s fitted in %.1f s (%d epochs)", self.protocol,
+                    self.dataset, seed, method, info.seconds, info.n_epochs)
+
+    def results(self) -> Results:
+        return Results(pd.DataFrame(self.rows, columns=RESULT_COLUMNS),
+                       pd.DataFrame(self.fits, columns=TIMING_COLUMNS))
+
+
+def melu_states(melu: MeluData, methods: Sequence[str], seeds: Sequence[int] = (0, 1, 2), *,
+                states: Sequence[str] = MELU_STATES, n_query: int = 10,
+                train_users: str = "eligible", neural_params: dict | None = None,
+                max_users: int | None = None,
+                progress: Callable[[str], None] | None = None) -> Results:
+    """Protocol (a): MeLU's four states.
+
+    Parameters
+    ----------
+    melu : MeluData
+        From :func:`recmeta.datasets.load_melu`.
+    methods : sequence of str
+        Names from :data:`recmeta.evaluate.methods.METHODS`.
+    seeds : sequence of int
+        One support/query shuffle (and neural initialisation) per seed.
+    states : sequence of str
+        The states to report; the warm state is always split, as the training data.
+    n_query : int, default=10
+    train_users : {"eligible", "all"}, default="eligible"
+        Learn from the support sets of the warm users with 13 to 100 ratings (as MeLU), or
+        from every warm-state rating except the warm query sets.
+    neural_params : dict, default=None
+        Extra MetaRecommender parameters (``max_epochs``, ``inner_steps``, ...).
+    max_users : int, default=None
+        Keep at most this many evaluated users per state (and training users), for quick runs.
+    progress : callable, default=None
+        Called with a line of text after every fit.
+    """
+    collect = _Collector("melu", "ml-1m")
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        splits = {s: _cap(support_query(melu.states[s], rng, n_query), max_users, rng)
+                  for s in dict.fromkeys(("warm_state", *states))}
+        train = splits["warm_state"].support
+        if train_users == "all":
+            warm = melu.states["warm_state"]
+            held = splits["warm_state"].query
+            train = warm.merge(held[[C.USER, C.ITEM]], how="left", indicator=True)
+            train = train.loc[train["_merge"] == "left_only", [C.USER, C.ITEM, C.RATING]]
+        data = melu.state("warm_state").subset(train)
+        for name, method in methods_.build(tuple(methods), data, seed, neural_params).items():
+            collect.fitted(name, seed, method.fit(data))
+            for state in states:
+                split = splits[state]
+                scores = method.predict(split.query, split.support)
+                collect.add(state, name, seed, _melu_metrics(split.query, scores,
+                                                             method.predicts_ratings))
+            if progress is not None:
+                progress(f"melu seed {seed}: {name} done")
+    return collect.results()
+
+
+def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int] = (0, 1, 2),
+                   *, ks: Sequence[int] = KS, n_query: int = 10, n_unrated: int = 100,
+                   test_fraction: float = 0.2, k_top: int = 10,
+                   max_test_users: int | None = None, max_train_users: int | None = None,
+                   neural_params: dict | None = None,
+                   progress: Callable[[str], None] | None = None) -> Results:
+    """Protocol (b): metric against the number ``k`` of a new user's ratings shown.
+
+    Parameters
+    ----------
+    data : RatingData
+        Any rating data with features (MovieLens, or your own).
+    methods, seeds, neural_params, progress
+        As in :func:`melu_states`.
+    ks : sequence of int, default=(0, 1, 3, 5, 10, 20)
+        Support sizes; new users need ``max(ks) + n_query`` ratings.
+    n_query, n_unrated : int, default=10, 100
+        Held-out ratings per new user, and never-rated items added to its candidates.
+    test_fraction : float, default=0.2
+        Share of users held out as new users.
+    k_top : int, default=10
+        The cut-off of nDCG and Recall.
+    max_test_users, max_train_users : int, default=None
+        Bounds on the new users evaluated and the training users kept, for quick runs.
+    """
+    collect = _Collector("curves", data.name)
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        split = new_users(data.ratings, rng, test_fraction, max(ks), n_query, n_unrated,
+                          max_test_users=max_test_users)
+        train = _cap_users(split.train, max_train_users, rng)
+        train_data = data.subset(train)
+        for name, method in methods_.build(tuple(methods), train_data, seed,
+                                           neural_params).items():
+            collect.fitted(name, seed, method.fit(train_data))
+            for k in ks:
+                support = split.support(k)
+                values = {}
+                if method.predicts_ratings:
+                    pred = method.predict(split.query, support)
+                    values |= _errors(split.query, pred)
+                scores = method.predict(split.candidates, support)
+                values |= _top_k(split.candidates, scores, k_top)
+                collect.add(int(k), name, seed, values)
+            if progress is not None:
+                progress(f"curves {data.name} seed {seed}: {name} done")
+    return collect.results()
+
+
+def _errors(query: pd.DataFrame, pred: np.ndarray) -> dict:
+    users, y = query[C.USER].to_numpy(), query[C.RATING].to_numpy(dtype=np.float64)
+    return {"MAE": M.mae(users, y, pred), "RMSE": M.rmse(users, y, pred)}
+
+
+def _melu_metrics(query: pd.DataFrame, pred: np.ndarray, ratings: bool) -> dict:
+    users, y = query[C.USER].to_numpy(), query[C.RATING].to_numpy(dtype=np.float64)
+    values = _errors(query, pred) if ratings else {}
+    return values | {"nDCG@1": M.melu_ndcg(users, y, pred, 1),
+                     "nDCG@3": M.melu_ndcg(users, y, pred, 3)}
+
+
+def _top_k(candidates: pd.DataFrame, scores: np.ndarray, k: int) -> dict:
+    users, relevant = candidates[C.USER].to_numpy(), candidates[RELEVANT].to_numpy()
+    return {f"nDCG@{k}": M.ndcg_at_k(users, relevant, scores, k),
+            f"Recall@{k}": M.recall_at_k(users, relevant, scores, k)}
+
+
+def _cap(split, max_users: int | None, rng: np.random.Generator):
+    if max_users is None:
+        return split
+    users = pd.unique(split.query[C.USER])
+    if len(users) <= max_users:
+        return split
+    keep = set(rng.choice(users, size=max_users, replace=False).tolist())
+    split.support = split.support.loc[split.support[C.USER].isin(keep)].reset_index(drop=True)
+    split.query = split.query.loc[split.query[C.USER].isin(keep)].reset_index(drop=True)
+    return split
+
+
+def _cap_users(ratings: pd.DataFrame, max_users: int | None,
+               rng: np.random.Generator) -> pd.DataFrame:
+    users = pd.unique(ratings[C.USER])
+    if max_users is None or len(users) <= max_users:
+        return ratings
+    keep = rng.choice(users, size=max_users, replace=False)
+    return ratings.loc[ratings[C.USER].isin(keep)].reset_index(drop=True)
+
+
+def _concat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    frames = [f for f in (a, b) if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else a

@@ -1,0 +1,191 @@
+"""Summaries of evaluation results: tables (mean ± spread over seeds), verdicts, Markdown.
+
+The plots live in :mod:`recmeta.evaluate.plots` (they need matplotlib, the ``report`` extra).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..datasets import MELU_STATES
+from .methods import CLASSIC, METHODS
+from .protocols import Results
+
+LOWER_IS_BETTER = ("MAE", "RMSE")
+
+MELU_PAPER = {  # MeLU-5 in the paper's Table 2: MAE, nDCG@1, nDCG@3
+    "warm_state": (0.7567, 0.8870, 0.8919),
+    "user_cold_state": (0.7854, 0.8803, 0.8812),
+    "item_cold_state": (0.9275, 0.7697, 0.8005),
+    "user_and_item_cold_state": (0.9235, 0.7752, 0.8008),
+}
+STATE_NAMES = {"warm_state": "warm", "user_cold_state": "user cold",
+               "item_cold_state": "item cold", "user_and_item_cold_state": "user+item cold"}
+META = ("metasgd", "maml", "fomaml")
+
+
+def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean, standard deviation (over seeds) and number of seeds of every metric."""
+    keys = ["protocol", "dataset", "setting", "method", "metric"]
+    out = metrics.groupby(keys, sort=False)["value"].agg(["mean", "std", "count"])
+    return out.reset_index().rename(columns={"count": "seeds"})
+
+
+def table(summary: pd.DataFrame, protocol: str, dataset: str, metric: str,
+          columns: Sequence | None = None) -> pd.DataFrame:
+    """Methods as rows, settings (states or k) as columns, ``"mean ± std"`` strings."""
+    rows = summary[(summary.protocol == protocol) & (summary.dataset == dataset)
+                   & (summary.metric == metric)]
+    if rows.empty:
+        return pd.DataFrame()
+    cells = rows.assign(cell=[_cell(m, s) for m, s in zip(rows["mean"], rows["std"],
+                                                           strict=True)])
+    wide = cells.pivot(index="method", columns="setting", values="cell")
+    order = [m for m in METHODS if m in wide.index] + [m for m in wide.index if m not in METHODS]
+    wide = wide.loc[order]
+    if columns is not None:
+        wide = wide[[c for c in columns if c in wide.columns]]
+    return wide
+
+
+def melu_table(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Protocol (a) for one metric, with MeLU-5's published figure as the last row."""
+    wide = table(summary, "melu", "ml-1m", metric, MELU_STATES)
+    if wide.empty:
+        return wide
+    index = {"MAE": 0, "nDCG@1": 1, "nDCG@3": 2}.get(metric)
+    if index is not None:
+        wide.loc["MeLU-5 (paper)"] = [f"{MELU_PAPER[s][index]:.4f}" for s in wide.columns]
+    return wide.rename(columns=STATE_NAMES)
+
+
+def verdicts(summary: pd.DataFrame) -> list[str]:
+    """Plain sentences on the targets: where each meta-learned method wins and where not."""
+    lines = []
+    melu = summary[summary.protocol == "melu"]
+    for method in (m for m in META if m in set(melu.method)):
+        for metric in ("MAE", "nDCG@3"):
+            lines += _compare(melu, method, metric, CLASSIC, "the best classic baseline",
+                              "melu", paper=metric == "MAE")
+    curves = summary[summary.protocol == "curves"]
+    others = [m for m in METHODS if m not in META]
+    for dataset in dict.fromkeys(curves.dataset):
+        part = curves[(curves.dataset == dataset)
+                      & curves.setting.map(lambda k: isinstance(k, int | np.integer) and k >= 3)]
+        for method in (m for m in META if m in set(part.method)):
+            for metric in ("MAE", "nDCG@10"):
+                lines += _compare(part, method, metric, others, "every baseline",
+                                  f"{dataset}, k")
+    return lines
+
+
+def _compare(rows, method, metric, rivals, rival_name, where, paper=False) -> list[str]:
+    lower = metric in LOWER_IS_BETTER
+    mine = rows[(rows.method == method) & (rows.metric == metric)].set_index("setting")["mean"]
+    theirs = rows[rows.method.isin(rivals) & (rows.metric == metric)]
+    lines = []
+    for setting, value in mine.items():
+        rival = theirs[theirs.setting == setting]
+        if rival.empty:
+            continue
+        best = rival.loc[rival["mean"].idxmin() if lower else rival["mean"].idxmax()]
+        margin = (best["mean"] - value) if lower else (value - best["mean"])
+        name = STATE_NAMES.get(setting, setting)
+        word = "beats" if margin > 0 else "does NOT beat"
+        text = (f"{where} {name}: {method} {metric} {value:.4f} {word} {rival_name} "
+                f"({best['method']} {best['mean']:.4f}; margin {margin:+.4f})")
+        if paper and setting in MELU_PAPER:
+            ref = MELU_PAPER[setting][0]
+            text += f"; MeLU-5 {ref:.4f} ({'better' if value < ref else 'worse'})"
+        lines.append(text)
+    return lines
+
+
+def timing_table(timings: pd.DataFrame) -> pd.DataFrame:
+    """Per protocol, dataset and method, means over seeds: fit seconds, epochs run, epochs to
+    the best validation loss (the state kept: epochs to converge), seconds per epoch."""
+    if timings.empty:
+        return timings
+    frame = timings.assign(per_epoch=timings.seconds / timings.n_epochs.replace(0, np.nan))
+    out = frame.groupby(["protocol", "dataset", "method"], sort=False).agg(
+        fit_s=("seconds", "mean"), epochs_run=("n_epochs", "mean"),
+        epochs_to_best=("best_epoch", "mean"), s_per_epoch=("per_epoch", "mean"))
+    return out.round(2).reset_index()
+
+
+def markdown(results: Results, title: str = "recmeta evaluation", notes: str = "",
+             images: Sequence[str] = ()) -> str:
+    """The whole report as Markdown: tables, timings, verdicts and plot links."""
+    summary = summarise(results.metrics)
+    parts = [f"# {title}", notes.strip(), _legend()]
+    if (summary.protocol == "melu").any():
+        parts.append("## (a) MeLU's four states (ML-1M)")
+        for metric in ("MAE", "RMSE", "nDCG@1", "nDCG@3"):
+            parts.append(f"### {metric}\n\n" + _md(melu_table(summary, metric)))
+    curves = summary[summary.protocol == "curves"]
+    for dataset in dict.fromkeys(curves.dataset):
+        parts.append(f"## (b) New users, metric against support size k ({dataset})")
+        for metric in dict.fromkeys(curves[curves.dataset == dataset].metric):
+            wide = table(summary, "curves", dataset, metric)
+            parts.append(f"### {metric}\n\n" + _md(wide.rename(columns=lambda k: f"k={k}")))
+    parts.append("## Fitting cost\n\n" + _md(timing_table(results.timings), index=False))
+    lines = verdicts(summary)
+    if lines:
+        parts.append("## Targets\n\n" + "\n".join(f"- {line}" for line in lines))
+    if images:
+        parts.append("## Plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({Path(p).name})"
+                                                  for p in images))
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _legend() -> str:
+    return ("Cells are mean ± standard deviation over seeds. MAE and RMSE: lower is better; "
+            "nDCG and Recall: higher is better. `popularity` ranks items and predicts no "
+            "rating, so it has no MAE.")
+
+
+def _cell(mean: float, std: float) -> str:
+    return f"{mean:.4f}" if not np.isfinite(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def _md(frame: pd.DataFrame, index: bool = True) -> str:
+    """A DataFrame as a Markdown table (no optional ``tabulate`` dependency)."""
+    if frame.empty:
+        return "_no results_"
+    frame = frame.reset_index() if index else frame
+    header = [str(c) for c in frame.columns]
+    rows = [["" if pd.isna(v) else str(v) for v in row] for row in frame.to_numpy().tolist()]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in rows)])
+
+
+def write_report(results: Results, folder: str | Path, title: str = "recmeta evaluation",
+                 notes: str = "", plots: bool = True) -> Path:
+    """Write ``report.md``, ``metrics.csv``, ``timings.csv`` and the PNG plots to ``folder``.
+
+    Returns
+    -------
+    Path
+        The Markdown report.
+    """
+    from . import plots as plots_
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    results.metrics.to_csv(folder / "metrics.csv", index=False)
+    results.timings.to_csv(folder / "timings.csv", index=False)
+    images = []
+    if plots:
+        if (results.metrics.protocol == "melu").any():
+            images.append(plots_.melu_states(results.metrics, folder / "melu_states.png"))
+        curves = results.metrics[results.metrics.protocol == "curves"]
+        for dataset in dict.fromkeys(curves.dataset):
+            images.append(plots_.curves(results.metrics, dataset,
+                                        folder / f"curves_{dataset}.png"))
+    path = folder / "report.md"
+    path.write_text(markdown(results, title, notes, images), encoding="utf-8")
+    return path

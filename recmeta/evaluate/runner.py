@@ -1,0 +1,126 @@
+"""One evaluation run from a config: load the data, run the protocols, write the report.
+
+The ``recmeta evaluate`` command and ``benchmarks/evaluate.py`` both go through :func:`run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .. import columns as C
+from ..datasets import RatingData, load_melu, load_movielens_1m, load_movielens_100k
+from ..exceptions import DataError
+from .methods import METHODS
+from .protocols import KS, Results, melu_states, support_curves
+from .report import write_report
+
+logger = logging.getLogger("recmeta")
+
+PROTOCOLS = ("melu", "curves")
+DATASETS = ("ml-100k", "ml-1m")
+
+
+@dataclass
+class EvaluationConfig:
+    """What to run. Paths: ``data_dir`` holds ``ml-100k/`` and ``ml-1m/`` (with ``melu/``);
+    ``ratings`` (and optional ``users``, ``items``) name your own CSV files instead."""
+
+    data_dir: Path | None = None
+    protocols: tuple[str, ...] = PROTOCOLS
+    datasets: tuple[str, ...] = DATASETS
+    ratings: Path | None = None
+    users: Path | None = None
+    items: Path | None = None
+    methods: tuple[str, ...] = METHODS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    ks: tuple[int, ...] = KS
+    neural_params: dict = field(default_factory=dict)
+    max_users: int | None = None
+    max_train_users: int | None = None
+    train_users: str = "eligible"
+    out: Path = Path("reports/evaluate")
+    plots: bool = True
+    notes: str = ""
+
+    def check(self) -> None:
+        bad = [p for p in self.protocols if p not in PROTOCOLS]
+        bad += [d for d in self.datasets if d not in DATASETS]
+        bad += [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise DataError(f"Unknown protocol, dataset or method {bad}; protocols are "
+                            f"{PROTOCOLS}, datasets {DATASETS}, methods {METHODS}.")
+        if self.ratings is None and self.data_dir is None:
+            raise DataError("No data: give the folder holding ml-100k/ and ml-1m/ "
+                            "(--data-dir, or RECMETA_DATA), or your own --ratings CSV.")
+        if self.ratings is None and self.data_dir is not None and not self.data_dir.is_dir():
+            raise DataError(f"Data folder {self.data_dir} does not exist; point --data-dir "
+                            f"(or RECMETA_DATA) at the folder holding ml-100k/ and ml-1m/.")
+
+
+def run(config: EvaluationConfig, progress: Callable[[str], None] | None = None
+        ) -> tuple[Results, Path]:
+    """Run every protocol of ``config`` and write the report; returns results and its path."""
+    config.check()
+    started = time.perf_counter()
+    results = Results()
+    if config.ratings is not None:
+        data = own_data(config.ratings, config.users, config.items)
+        results += _curves(data, config, progress)
+    else:
+        if "melu" in config.protocols:
+            melu = load_melu(config.data_dir / "ml-1m" / "melu")
+            results += melu_states(melu, config.methods, config.seeds,
+                                   train_users=config.train_users,
+                                   neural_params=config.neural_params,
+                                   max_users=config.max_users, progress=progress)
+        if "curves" in config.protocols:
+            for name in config.datasets:
+                results += _curves(load_named(config.data_dir, name), config, progress)
+    notes = _notes(config, time.perf_counter() - started)
+    path = write_report(results, config.out, notes=notes, plots=config.plots)
+    return results, path
+
+
+def load_named(data_dir: Path, name: str) -> RatingData:
+    """``ml-100k`` or ``ml-1m`` from ``data_dir``."""
+    if name == "ml-100k":
+        return load_movielens_100k(data_dir / "ml-100k")
+    return load_movielens_1m(data_dir / "ml-1m")
+
+
+def own_data(ratings: Path, users: Path | None = None, items: Path | None = None
+             ) -> RatingData:
+    """Your own CSV files: ratings (user_id, item_id, rating), and optional feature tables
+    keyed by user_id and item_id (multi-valued fields as ``"a|b"`` strings)."""
+    frame = pd.read_csv(ratings)
+    missing = [c for c in (C.USER, C.ITEM, C.RATING) if c not in frame]
+    if missing:
+        raise DataError(f"{ratings} has no column {missing}; it needs user_id, item_id and "
+                        f"rating (rename yours to these).")
+    user_table = pd.read_csv(users) if users else pd.DataFrame({C.USER: frame[C.USER].unique()})
+    item_table = pd.read_csv(items) if items else pd.DataFrame({C.ITEM: frame[C.ITEM].unique()})
+    return RatingData(frame[[C.USER, C.ITEM, C.RATING]], user_table, item_table,
+                      Path(ratings).stem)
+
+
+def _curves(data: RatingData, config: EvaluationConfig, progress) -> Results:
+    return support_curves(data, config.methods, config.seeds, ks=config.ks,
+                          neural_params=config.neural_params,
+                          max_test_users=config.max_users,
+                          max_train_users=config.max_train_users, progress=progress)
+
+
+def _notes(config: EvaluationConfig, seconds: float) -> str:
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
+                if v not in (None, {}, (), "") and k != "notes"}
+    lines = [f"- `{k}`: {v}" for k, v in settings.items()]
+    return (f"Run on {platform.machine()} / {platform.system()} with Python "
+            f"{platform.python_version()} in {seconds / 60:.1f} min. {config.notes}\n\n"
+            + "\n".join(lines))

@@ -1,0 +1,183 @@
+"""Evaluation: the splits, a small quick sample of both protocols, the report and the command.
+
+The full runs are benchmarks (``benchmarks/evaluate.py``). Tests marked ``data`` read the
+MovieLens files from ``RECMETA_DATA`` (default ``../shared/data``) and skip when absent.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from recmeta import datasets as D
+from recmeta import make_synthetic
+from recmeta.cli import main
+from recmeta.evaluate import markdown, melu_states, support_curves, verdicts, write_report
+from recmeta.evaluate.report import summarise
+from recmeta.evaluate.splits import new_users, support_query
+
+DATA = Path(os.environ.get("RECMETA_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+TINY = {"max_epochs": 1, "embedding_dim": 4, "hidden": [8], "inner_steps": 2, "batch_size": 16}
+
+
+def data_dir(*parts: str) -> Path:
+    path = DATA.joinpath(*parts)
+    if not path.is_dir():
+        pytest.skip(f"needs the MovieLens files at {path} (set RECMETA_DATA)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> D.RatingData:
+    data = make_synthetic(n_users=120, n_items=80, ratings_per_user=(12, 50), random_state=0)
+    ratings = data.interactions[["user_id", "item_id", "rating"]]
+    return D.RatingData(ratings, data.users, data.items, "synthetic")
+
+
+@pytest.fixture(scope="module")
+def fake_melu(synthetic) -> D.MeluData:
+    """Four 'states' cut from synthetic data: users split in two, items split in two."""
+    r = synthetic.ratings
+    old_user, old_item = r.user_id < 80, r.item_id < 60
+    states = {"warm_state": r[old_user & old_item], "user_cold_state": r[~old_user & old_item],
+              "item_cold_state": r[old_user & ~old_item],
+              "user_and_item_cold_state": r[~old_user & ~old_item]}
+    return D.MeluData({k: v.reset_index(drop=True) for k, v in states.items()},
+                      synthetic.users, synthetic.items)
+
+
+# ---------------------------------------------------------------------------- splits
+def test_support_query_is_melus_split(synthetic):
+    split = support_query(synthetic.ratings, np.random.default_rng(0), n_query=10,
+                          min_ratings=13, max_ratings=40)
+    sizes = synthetic.ratings.groupby("user_id").size()
+    eligible = set(sizes[(sizes >= 13) & (sizes <= 40)].index)
+    assert set(split.query.user_id) == set(split.support.user_id) == eligible
+    assert (split.query.groupby("user_id").size() == 10).all()
+    both = pd.concat([split.support, split.query])
+    assert not both.duplicated(["user_id", "item_id"]).any()
+    assert len(both) == sizes[list(eligible)].sum()
+    again = support_query(synthetic.ratings, np.random.default_rng(0), 10, 13, 40)
+    pd.testing.assert_frame_equal(split.query, again.query)
+
+
+def test_new_users_split(synthetic):
+    split = new_users(synthetic.ratings, np.random.default_rng(1), test_fraction=0.25,
+                      max_k=5, n_query=4, n_unrated=7)
+    test_users = set(split.query.user_id)
+    assert not test_users & set(split.train.user_id)
+    assert (split.pool.groupby("user_id").size() == 5).all()
+    assert set(split.support(3).item_id) <= set(split.support(5).item_id)
+    assert split.support(0).empty
+    rated = synthetic.ratings.groupby("user_id").item_id.agg(set)
+    for user, rows in split.candidates.groupby("user_id"):
+        query = set(split.query.item_id[split.query.user_id == user])
+        unrated = set(rows.item_id) - query
+        assert query <= set(rows.item_id) and len(unrated) == 7
+        assert not unrated & rated[user] and unrated <= set(split.train.item_id)
+        assert (rows.relevant == (rows.rating >= 4)).all()
+
+
+# ------------------------------------------------------------------------- protocols
+def test_melu_protocol_quick_sample(fake_melu):
+    results = melu_states(fake_melu, ["global", "popularity", "bias", "metasgd",
+                                      "supervised", "supervised-ft"], seeds=(0, 1),
+                          n_query=5, neural_params=TINY)
+    m = results.metrics
+    assert set(m.setting) == set(D.MELU_STATES) and set(m.seed) == {0, 1}
+    assert set(m.metric) == {"MAE", "RMSE", "nDCG@1", "nDCG@3"}
+    assert "MAE" not in set(m.metric[m.method == "popularity"])
+    assert m.value.between(0, 5).all()
+    # the supervised network is fitted once and scored unadapted and fine-tuned
+    t = results.timings.set_index(["method", "seed"])
+    assert t.loc[("supervised", 0), "seconds"] == t.loc[("supervised-ft", 0), "seconds"]
+    assert t.loc[("metasgd", 0), "n_epochs"] == 1
+    notadapted = m[(m.method == "supervised") & (m.metric == "MAE")].value.to_numpy()
+    finetuned = m[(m.method == "supervised-ft") & (m.metric == "MAE")].value.to_numpy()
+    assert not np.allclose(notadapted, finetuned)
+
+
+def test_support_curves_quick_sample(synthetic):
+    results = support_curves(synthetic, ["item", "popularity", "bias", "als", "fomaml"],
+                             seeds=(0,), ks=(0, 3, 5), n_unrated=20, neural_params=TINY)
+    m = results.metrics
+    assert set(m.setting) == {0, 3, 5}
+    assert {"MAE", "RMSE", "nDCG@10", "Recall@10"} == set(m.metric)
+    bias = m[(m.method == "bias") & (m.metric == "MAE")].set_index("setting").value
+    assert bias[5] < bias[0]  # the user bias folded in from 5 ratings helps
+    item = m[(m.method == "item") & (m.metric == "MAE")].value
+    assert item.nunique() == 1  # no personal part: flat in k
+
+
+def test_report_and_verdicts(fake_melu, synthetic, tmp_path):
+    results = melu_states(fake_melu, ["bias", "als", "fomaml"], seeds=(0, 1), n_query=5,
+                          neural_params=TINY)
+    results += support_curves(synthetic, ["bias", "fomaml"], seeds=(0,), ks=(0, 3),
+                              n_unrated=10, neural_params=TINY)
+    summary = summarise(results.metrics)
+    assert (summary.seeds[summary.protocol == "melu"] == 2).all()
+    lines = verdicts(summary)
+    assert any("fomaml MAE" in line and "MeLU-5" in line for line in lines)
+    assert any(line.startswith("synthetic, k 3") for line in lines)
+    text = markdown(results)
+    assert "MeLU-5 (paper)" in text and "## (b) New users" in text and "± " in text
+    path = write_report(results, tmp_path / "report")
+    assert {p.name for p in path.parent.iterdir()} >= {
+        "report.md", "metrics.csv", "timings.csv", "melu_states.png", "curves_synthetic.png"}
+
+
+def test_cli_on_your_own_csv(synthetic, tmp_path):
+    synthetic.ratings.to_csv(tmp_path / "ratings.csv", index=False)
+    synthetic.items.to_csv(tmp_path / "items.csv", index=False)
+    out = tmp_path / "out"
+    args = ["evaluate", "--ratings", str(tmp_path / "ratings.csv"), "--items",
+            str(tmp_path / "items.csv"), "--methods", "bias,popularity,fomaml", "--ks", "0,3",
+            "--seeds", "0", "--no-plots", "--out", str(out)]
+    for key, value in TINY.items():
+        args += ["--param", f"{key}={value}".replace(" ", "")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "## (b) New users" in result.output and (out / "report.md").is_file()
+
+
+def test_cli_bad_input_exits_2(tmp_path):
+    (tmp_path / "bad.csv").write_text("user,item\n1,2\n")
+    result = CliRunner().invoke(main, ["evaluate", "--ratings", str(tmp_path / "bad.csv")])
+    assert result.exit_code == 2 and "user_id, item_id and rating" in result.output
+    result = CliRunner().invoke(main, ["evaluate", "--methods", "magic"])
+    assert result.exit_code == 2 and "unknown ['magic']" in result.output
+    result = CliRunner(env={"RECMETA_DATA": None}).invoke(main, ["evaluate"])
+    assert result.exit_code == 2 and "--data-dir" in result.output
+
+
+# ------------------------------------------------------------------------ real data
+@pytest.mark.data
+def test_melu_classic_baselines_reproduce_the_reference_figures():
+    """On MeLU's splits the bias baseline reaches MAE about 0.73 / 0.74 / 0.88 / 0.88."""
+    melu = D.load_melu(data_dir("ml-1m", "melu"))
+    results = melu_states(melu, ["bias", "als"], seeds=(0,))
+    mae = results.metrics[results.metrics.metric == "MAE"].pivot(
+        index="method", columns="setting", values="value")
+    expected = {"warm_state": 0.73, "user_cold_state": 0.74, "item_cold_state": 0.88,
+                "user_and_item_cold_state": 0.88}
+    for state, value in expected.items():
+        assert mae.loc["bias", state] == pytest.approx(value, abs=0.02), state
+    assert mae.loc["als", "warm_state"] < mae.loc["bias", "warm_state"]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_quick_sample_on_movielens():
+    melu = D.load_melu(data_dir("ml-1m", "melu"))
+    results = melu_states(melu, ["bias", "metasgd"], seeds=(0,), max_users=150,
+                          neural_params={"max_epochs": 1})
+    assert len(results.metrics) == 2 * 4 * 4
+    ml100k = D.load_movielens_100k(data_dir("ml-100k"))
+    curves = support_curves(ml100k, ["popularity", "bias", "fomaml"], seeds=(0,), ks=(0, 5),
+                            max_test_users=60, max_train_users=300,
+                            neural_params={"max_epochs": 1})
+    assert set(curves.metrics.dataset) == {"ml-100k"}
+    assert curves.metrics.value.notna().all()
