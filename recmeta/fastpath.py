@@ -24,6 +24,7 @@ from torch.func import functional_call
 
 from .adaptation import InnerLoop, adapt_one
 from .episodes import with_negatives
+from .meta import OFFSET
 from .exceptions import DataError
 
 __all__ = ["NewUserRecommender"]
@@ -133,7 +134,8 @@ class NewUserRecommender:
                                  mask)
                 return functional_call(learner.scorer, fast, (u, cand))
             params, lrs, _ = learner.start(learner.scorer.user(user_rows))
-            params["offset"], lrs["offset"] = params["offset"][0], lrs["offset"][0]
+            offset = OFFSET.removeprefix("body.")
+            params[offset], lrs[offset] = params[offset][0], lrs[offset][0]
             fast = adapt_one(learner.adapted, self.loop, params, lrs,
                              (self._all_items[support],), target.float(), mask)
             return functional_call(learner.adapted, fast, (self._cand_items,))

@@ -26,6 +26,7 @@ from .episodes import Batch
 from .model import ROW_KEY, Scorer
 
 UNKNOWN = 1  # the reserved index of an unknown categorical value (see features.py)
+OFFSET = "body.item_in.bias"  # the first layer's bias: per user, it absorbs W1_u u
 
 METHODS = ("maml", "fomaml", "metasgd", "supervised")
 ADAPT = ("mlp", "all")
@@ -91,7 +92,10 @@ class MetaLearner(nn.Module):
                 item_index: Tensor) -> tuple:
         """Arguments of :attr:`reference` for users ``[B]`` and their items ``[B, L]`` (or a
         candidate list ``[N]``): embedded vectors, or the raw rows when everything adapts."""
-        user_rows, item_rows = rows(users, user_index), rows(items, item_index)
+        user_rows = rows(users, user_index)
+        if isinstance(items, Tensor):  # item vectors embedded beforehand (serving)
+            return self.scorer.user(user_rows), items[item_index]
+        item_rows = rows(items, item_index)
         if self.training:
             for name, p in self.id_dropout.items():
                 drop = torch.rand(item_rows[name].shape, generator=self.generator,
@@ -117,17 +121,17 @@ class MetaLearner(nn.Module):
         """
         head, lrs = self.scorer.head, self.reference_lrs()
         params = {f"body.{n}": p for n, p in head.body.named_parameters()}
-        offset = head.user_in(user) + params["body.offset"]
+        offset = head.user_in(user) + params[OFFSET]
         lr_w = lrs["user_in.weight"]
         squares = user * user
         # alpha_c = alpha_W (u * u) + alpha_b; a scalar alpha_W gives alpha_W |u|^2
         rate = (F.linear(squares, lr_w) if lr_w.dim() else
-                lr_w * squares.sum(-1, keepdim=True)) + lrs["body.offset"]
-        params["body.offset"], lrs = offset, dict(lrs)
-        lrs["body.offset"] = rate.expand_as(offset)
+                lr_w * squares.sum(-1, keepdim=True)) + lrs[OFFSET]
+        params[OFFSET], lrs = offset, dict(lrs)
+        lrs[OFFSET] = rate.expand_as(offset)
         strip = len("body.")
         names = [n for n in params]
-        dims = {n[strip:]: 0 if n == "body.offset" else None for n in names}
+        dims = {n[strip:]: 0 if n == OFFSET else None for n in names}
         return ({n[strip:]: params[n] for n in names}, {n[strip:]: lrs[n] for n in names}, dims)
 
     def adapt(self, users: Table, items: Table, support: Batch, loop: InnerLoop) -> Params:
@@ -148,9 +152,17 @@ class MetaLearner(nn.Module):
         if self.adapt_all:
             inputs = self.vectors(users, items, user_index, item_index)
             return score(self.scorer, fast, inputs, in_dims=(0, None) if shared else None)
-        item_rows = rows(items, item_index)
-        return score(self.adapted, fast, (self.scorer.item(item_rows),),
-                     in_dims=(None,) if shared else None)
+        item_vec = items[item_index] if isinstance(items, Tensor) else \
+            self.scorer.item(rows(items, item_index))
+        return score(self.adapted, fast, (item_vec,), in_dims=(None,) if shared else None)
+
+    def serving_items(self, items: Table) -> Table | Tensor:
+        """What serving passes as ``items``: when only the MLP adapts, every item's vector,
+        embedded once per call instead of once per user and row."""
+        if self.adapt_all:
+            return items
+        with torch.no_grad():
+            return self.scorer.item(items)
 
     def query_loss(self, users: Table, items: Table, support: Batch, query: Batch,
                    loop: InnerLoop) -> Tensor:

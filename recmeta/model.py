@@ -45,15 +45,11 @@ class ScorerConfig:
         Width of each field's embedding (MeLU: 32).
     hidden : tuple of int
         Hidden layer widths of the MLP (MeLU: 64, 64).
-    linear_skip : bool
-        Add a linear term over the item vector to the MLP's output (wide and deep): adapted
-        per user, it is a user vector meeting the item embedding, as in matrix factorisation.
     """
 
     fields: tuple[FieldShape, ...] = field(default_factory=tuple)
     embedding_dim: int = 32
     hidden: tuple[int, ...] = (64, 64)
-    linear_skip: bool = False
 
     def width(self, side: str) -> int:
         return self.embedding_dim * sum(f.side == side for f in self.fields)
@@ -101,7 +97,8 @@ class FieldEmbedding(nn.Module):
 class Body(nn.Module):
     """The MLP after its user term: ``h1 = relu(W1_i i + offset [+ t_user])``, then the rest.
 
-    ``offset`` is the first layer's bias. When only the MLP adapts, each user's copy of it
+    ``offset`` (``item_in.bias``) is the first layer's bias. When only the MLP adapts, each
+    user's copy of it
     also absorbs that user's term ``W1_u u``: the user vector is fixed during adaptation, so
     adapting ``(W1_u, b1)`` is exactly adapting ``c = W1_u u + b1`` with the learning rate
     ``alpha_W (u * u) + alpha_b`` (see :meth:`MetaLearner.start`), with no per-user copy of
@@ -111,26 +108,19 @@ class Body(nn.Module):
     def __init__(self, config: ScorerConfig):
         super().__init__()
         first, *rest = config.hidden
-        self.item_in = nn.Linear(config.width("item"), first, bias=False)
-        self.offset = nn.Parameter(torch.zeros(first))
+        # its bias is the first layer's bias b1, the "offset" each user's copy adapts
+        self.item_in = nn.Linear(config.width("item"), first)
         widths = [first, *rest]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
         self.out = nn.Linear(widths[-1], 1)
-        self.skip = nn.Linear(config.width("item"), 1, bias=False) if config.linear_skip \
-            else None
-        if self.skip is not None:
-            nn.init.zeros_(self.skip.weight)
 
     def forward(self, item: Tensor, user_term: Tensor | None = None) -> Tensor:
-        pre = self.item_in(item) + self.offset
+        pre = self.item_in(item)  # W1_i i + offset, one fused op
         if user_term is not None:
             pre = pre + user_term.unsqueeze(-2)  # one user term, broadcast over the L items
         h = F.relu(pre)
         for layer in self.layers:
             h = F.relu(layer(h))
-        if self.skip is not None:
-            # out = w_out h + b_out + w_skip i
-            return (self.out(h) + self.skip(item)).squeeze(-1)
         return self.out(h).squeeze(-1)
 
 
@@ -150,7 +140,7 @@ class MLP(nn.Module):
         self.body = Body(config)
         # one fan-in for both halves and the bias, as if they were one layer over [u; i]
         bound = max(config.width("user") + config.width("item"), 1) ** -0.5
-        for weight in (self.user_in.weight, self.body.item_in.weight, self.body.offset):
+        for weight in (self.user_in.weight, self.body.item_in.weight, self.body.item_in.bias):
             nn.init.uniform_(weight, -bound, bound)
 
     def forward(self, user: Tensor, item: Tensor) -> Tensor:

@@ -39,6 +39,7 @@ def adapt_users(learner: MetaLearner, users: Table, items: Table, user_rows: np.
     ``supports[k]`` holds item rows and (scaled) targets of user ``user_rows[k]``; an empty
     support leaves that user at the initialisation.
     """
+    items = learner.serving_items(items)
     device = next(learner.parameters()).device
     longest = max((len(i) for i, _ in supports), default=0)
     step = chunk_size(learner, longest)
@@ -61,6 +62,7 @@ def adapt_and_score(learner: MetaLearner, users: Table, items: Table, user_rows:
                     item_lists: list[np.ndarray], loop: InnerLoop) -> list[np.ndarray]:
     """Adapt each user on its support and score its ``item_lists`` entry, a chunk at a time:
     the streaming path, which never holds more than one chunk's adapted parameters."""
+    items = learner.serving_items(items)
     device = next(learner.parameters()).device
     longest = max((len(x) for x in (*[i for i, _ in supports], *item_lists)), default=0)
     step = chunk_size(learner, longest)
@@ -87,6 +89,7 @@ def score_rows(learner: MetaLearner, users: Table, items: Table, fast: Params,
                fast_rows: np.ndarray, user_rows: np.ndarray,
                item_lists: list[np.ndarray]) -> list[np.ndarray]:
     """Scores of ``item_lists[k]`` for user ``user_rows[k]``, adapted at ``fast_rows[k]``."""
+    items = learner.serving_items(items)
     device = next(learner.parameters()).device
     longest = max((len(i) for i in item_lists), default=0)
     step = chunk_size(learner, longest)
@@ -111,6 +114,7 @@ def top_n(learner: MetaLearner, users: Table, items: Table, fast: Params,
     ``exclude[k]`` lists item rows never to recommend to user ``k`` (its history); those and
     any shortfall come back as row ``-1`` with score ``-inf``.
     """
+    items = learner.serving_items(items)
     device = next(learner.parameters()).device
     cand = torch.as_tensor(candidates, dtype=torch.long, device=device)
     n = min(n, len(candidates))
