@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -20,6 +21,7 @@ from .episodes import EpisodeSampler, Histories
 from .features import FeatureSpace
 from .frames import (
     ITEM_ID_FIELD,
+    Schema,
     check_target,
     drop_duplicates,
     resolve_schema,
@@ -29,6 +31,19 @@ from .frames import (
 from .meta import ADAPT, METHODS, MetaLearner
 from .model import FieldShape, Scorer, ScorerConfig
 from .training import Trainer, TrainSettings
+
+
+@dataclass
+class _Data:
+    """A training frame, read and checked."""
+
+    frame: pd.DataFrame
+    target: np.ndarray
+    schema: Schema
+    objective: str
+    mean: float
+    scale: float
+    columns: list
 
 
 class MetaRecommender(RegressorMixin, BaseEstimator):
@@ -190,9 +205,34 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         self : MetaRecommender
         """
         P.validate(self.get_params(deep=False), self._parameter_constraints, type(self).__name__)
+        data = self._read(X, y)
+        space, users, items, histories = self._encode(data)
+        device = resolve_device(self.device)
+        seeds = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seeds[0]))
+            learner = self._build_learner(space).to(device)
+        result = self._train(learner, users, items, histories, data.objective, device,
+                             np.random.default_rng(int(seeds[1])))
+        # every fitted attribute is set here, after training succeeded
+        self.schema_, self.feature_space_, self.objective_ = data.schema, space, data.objective
+        self.target_mean_, self.target_scale_ = data.mean, data.scale
+        self.users_, self.items_, self.histories_ = users, items, histories
+        self.learner_, self.device_ = learner.eval(), device
+        self.loss_curve_, self.validation_loss_curve_ = result.train_loss, result.validation_loss
+        self.n_epochs_, self.best_epoch_ = result.n_epochs, result.best_epoch
+        self.n_features_in_ = len(data.columns)
+        if all(isinstance(c, str) for c in data.columns):
+            self.feature_names_in_ = np.asarray(data.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return self
+
+    def _read(self, X, y) -> _Data:
+        """Check the input, decide the column roles, apply the duplicate policy."""
         frame = to_frame(X)
         target = check_target(y, len(frame))
-        n_features, names = frame.shape[1], list(frame.columns)
+        columns = list(frame.columns)
         if self.item_col is None:
             frame = with_row_items(frame, 0)
         schema = resolve_schema(frame, self.user_col, self.item_col, self.time_col,
@@ -202,6 +242,11 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         objective = self._objective(target)
         mean, scale = (float(target.mean()), float(target.std()) or 1.0) \
             if objective == "squared" else (0.0, 1.0)
+        return _Data(frame, target, schema, objective, mean, scale, columns)
+
+    def _encode(self, data: _Data):
+        """Learn the vocabularies; encode users, items and the histories (scaled targets)."""
+        schema, frame = data.schema, data.frame
         user_raw = raw_side(frame, schema.user_col, schema.user_fields, "user")
         item_raw = raw_side(frame, schema.item_col, schema.item_fields, "item")
         least = {name: 1 if name == ITEM_ID_FIELD else self.min_frequency
@@ -211,27 +256,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         items = EntityTable(pd.Index(item_raw.index), space.encode("item", item_raw))
         histories = Histories.from_arrays(
             users.positions(frame[schema.user_col]), items.positions(frame[schema.item_col]),
-            ((target - mean) / scale).astype(np.float32), len(users))
-        device = resolve_device(self.device)
-        seeds = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seeds[0]))
-            learner = self._build_learner(space).to(device)
-        result = self._train(learner, users, items, histories, objective, device,
-                             np.random.default_rng(int(seeds[1])))
-        # every fitted attribute is set here, after training succeeded
-        self.schema_, self.feature_space_, self.objective_ = schema, space, objective
-        self.target_mean_, self.target_scale_ = mean, scale
-        self.users_, self.items_, self.histories_ = users, items, histories
-        self.learner_, self.device_ = learner.eval(), device
-        self.loss_curve_, self.validation_loss_curve_ = result.train_loss, result.validation_loss
-        self.n_epochs_, self.best_epoch_ = result.n_epochs, result.best_epoch
-        self.n_features_in_ = n_features
-        if all(isinstance(c, str) for c in names):
-            self.feature_names_in_ = np.asarray(names, dtype=object)
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        return self
+            ((data.target - data.mean) / data.scale).astype(np.float32), len(users))
+        return space, users, items, histories
 
     def _scale(self, target: np.ndarray) -> np.ndarray:
         """Targets as the network sees them: ``(y - mean) / scale`` for ratings."""
