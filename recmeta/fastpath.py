@@ -24,8 +24,8 @@ from torch.func import functional_call
 
 from .adaptation import InnerLoop, adapt_one
 from .episodes import with_negatives
-from .meta import OFFSET
 from .exceptions import DataError
+from .meta import OFFSET
 
 __all__ = ["NewUserRecommender"]
 
