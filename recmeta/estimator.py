@@ -292,8 +292,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         validation = np.sort(rng.choice(eligible, size=n_val, replace=False))
         train = np.setdiff1d(np.arange(n_users), validation)
         sampler = EpisodeSampler(self.max_history, self.query_size,
-                                 self.negatives if objective == "binary" else 0, len(items),
-                                 full_support=self.method == "supervised")
+                                 self.negatives if objective == "binary" else 0, len(items))
         settings = TrainSettings(self._loop(objective), self.method, self.outer_lr,
                                  self.batch_size, self.max_epochs, self.patience,
                                  verbose=self.verbose)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -64,11 +64,12 @@ class Trainer:
         self.optimizer = torch.optim.Adam(learner.parameter_groups(settings.outer_lr))
         self.generator = torch.Generator(device=device)
 
-    def train_step(self, support: Batch, query: Batch) -> float:
-        """One outer update on one batch of users; returns its loss."""
+    def train_step(self, support: Batch, query: Batch, pooled: bool = False) -> float:
+        """One outer update on one batch of users; returns its loss. ``pooled`` trains the
+        initialisation directly on every row (no adaptation), as pre-training does."""
         learner, loop = self.learner, self.settings.loop
         self.optimizer.zero_grad(set_to_none=True)
-        if self.settings.method == "supervised":
+        if pooled:
             loss = learner.pooled_loss(self.users, self.items, [support, query], loop.objective)
         else:
             loss = learner.query_loss(self.users, self.items, support, query, loop)
@@ -98,11 +99,12 @@ class Trainer:
         validation = self._fixed_episodes(validation_users, fixed)
         best_loss, best_state, stale = np.inf, None, 0
         steps = -(-len(train_users) // settings.batch_size)
+        pooled = settings.method == "supervised"
         bar = tqdm(total=settings.max_epochs * steps, desc="meta-training", unit="batch",
                    disable=None if settings.verbose else True, leave=False)
         try:
             for epoch in range(settings.max_epochs):
-                result.train_loss.append(self._epoch(train_users, rng, bar))
+                result.train_loss.append(self._epoch(train_users, rng, bar, pooled))
                 if not validation:
                     continue
                 loss = float(np.mean([self.evaluation_step(s, q) for s, q in validation]))
@@ -127,13 +129,16 @@ class Trainer:
             result.best_epoch = result.n_epochs - 1
         return result
 
-    def _epoch(self, train_users: np.ndarray, rng: np.random.Generator, bar) -> float:
+    def _epoch(self, train_users: np.ndarray, rng: np.random.Generator, bar,
+               pooled: bool = False) -> float:
         order = rng.permutation(train_users)
+        sampler = replace(self.sampler, full_support=True) if pooled else self.sampler
         losses = []
         for start in range(0, len(order), self.settings.batch_size):
             users = order[start : start + self.settings.batch_size]
-            support, query = self.sampler.sample(self.histories, users, rng)
-            losses.append(self.train_step(support.to(self.device), query.to(self.device)))
+            support, query = sampler.sample(self.histories, users, rng)
+            losses.append(self.train_step(support.to(self.device), query.to(self.device),
+                                          pooled))
             bar.update(1)
         return float(np.mean(losses))
 
