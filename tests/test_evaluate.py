@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from recmeta import datasets as D
 from recmeta import make_synthetic
 from recmeta.cli import main
-from recmeta.evaluate import markdown, melu_states, support_curves, verdicts, write_report
+from recmeta.evaluate import markdown, melu_states, support_curves, targets, write_report
 from recmeta.evaluate.report import summarise
 from recmeta.evaluate.splits import new_users, support_query
 
@@ -119,11 +119,15 @@ def test_report_and_verdicts(fake_melu, synthetic, tmp_path):
                               n_unrated=10, neural_params=TINY)
     summary = summarise(results.metrics)
     assert (summary.seeds[summary.protocol == "melu"] == 2).all()
-    lines = verdicts(summary)
-    assert any("fomaml MAE" in line and "MeLU-5" in line for line in lines)
-    assert any(line.startswith("synthetic, k 3") for line in lines)
+    found = targets(summary)
+    assert set(found.rival[found.protocol == "melu"]) >= {"MeLU-5 (paper)"}
+    assert set(found.rival[found.protocol == "melu"]) - {"MeLU-5 (paper)"} <= {"bias", "als"}
+    assert set(found.setting[found.protocol == "curves"]) == {3}
+    row = found[(found.metric == "MAE") & (found.rival != "MeLU-5 (paper)")].iloc[0]
+    assert row.margin == pytest.approx(row.rival_value - row.value)
     text = markdown(results)
     assert "MeLU-5 (paper)" in text and "## (b) New users" in text and "± " in text
+    assert "| fomaml MAE vs MeLU-5 |" in text
     path = write_report(results, tmp_path / "report")
     assert {p.name for p in path.parent.iterdir()} >= {
         "report.md", "metrics.csv", "timings.csv", "melu_states.png", "curves_synthetic.png"}

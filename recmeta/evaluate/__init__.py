@@ -13,9 +13,9 @@ The same runs from the command line: ``recmeta evaluate --help``.
 
 from .methods import CLASSIC, METHODS, NEURAL
 from .protocols import KS, Results, melu_states, support_curves
-from .report import markdown, summarise, verdicts, write_report
+from .report import markdown, summarise, targets, write_report
 from .splits import new_users, support_query
 
 __all__ = ["CLASSIC", "KS", "METHODS", "NEURAL", "Results", "markdown", "melu_states",
-           "new_users", "summarise", "support_curves", "support_query", "verdicts",
+           "new_users", "summarise", "support_curves", "support_query", "targets",
            "write_report"]

@@ -55,21 +55,27 @@ def curves(metrics: pd.DataFrame, dataset: str, path: Path) -> Path:
     summary = summarise(metrics)
     rows = summary[(summary.protocol == "curves") & (summary.dataset == dataset)]
     names = list(dict.fromkeys(rows.metric))
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + 1.5, 3.6),
+    n_cols = min(len(names), 2)
+    n_rows = -(-len(names) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.6 * n_cols + 1.6, 3.4 * n_rows),
                              squeeze=False)
-    for ax, metric in zip(axes[0], names, strict=True):
+    panels = axes.ravel()
+    for ax in panels[len(names):]:
+        ax.set_visible(False)
+    for ax, metric in zip(panels, names, strict=False):
         part = rows[rows.metric == metric]
         for method in _methods(part):
             line = part[part.method == method].sort_values("setting")
             ax.errorbar(line.setting.astype(int), line["mean"], yerr=line["std"].fillna(0.0),
                         marker="o", ms=3, capsize=2, label=method, color=_colour(method),
                         ls="-" if method in ("metasgd", "maml", "fomaml") else "--")
+        ax.set_xticks(sorted(part.setting.astype(int).unique()))
         ax.set_xlabel("support size k")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
     fig.suptitle(f"New users on {dataset}")
-    fig.tight_layout(rect=(0, 0, 0.88, 1))
-    _legend(fig, axes[0])
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    _legend(fig, panels[: len(names)])
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -63,46 +63,81 @@ def melu_table(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
     return wide.rename(columns=STATE_NAMES)
 
 
-def verdicts(summary: pd.DataFrame) -> list[str]:
-    """Plain sentences on the targets: where each meta-learned method wins and where not."""
-    lines = []
+def targets(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each meta-learned method against its targets, one row per comparison.
+
+    Protocol (a): MAE and nDCG@3 against the best classic baseline, and against MeLU-5's
+    published figures. Protocol (b), ``k >= 3``: MAE and nDCG@10 against the best of every
+    other method. ``margin`` is positive where the method is better.
+
+    Returns
+    -------
+    DataFrame with columns protocol, dataset, method, metric, setting, value, rival,
+    rival_value, margin
+    """
+    rows = []
     melu = summary[summary.protocol == "melu"]
-    for method in (m for m in META if m in set(melu.method)):
-        for metric in ("MAE", "nDCG@3"):
-            lines += _compare(melu, method, metric, CLASSIC, "the best classic baseline",
-                              "melu", paper=metric == "MAE")
-    curves = summary[summary.protocol == "curves"]
-    others = [m for m in METHODS if m not in META]
-    for dataset in dict.fromkeys(curves.dataset):
-        part = curves[(curves.dataset == dataset)
-                      & curves.setting.map(lambda k: isinstance(k, int | np.integer) and k >= 3)]
-        for method in (m for m in META if m in set(part.method)):
-            for metric in ("MAE", "nDCG@10"):
-                lines += _compare(part, method, metric, others, "every baseline",
-                                  f"{dataset}, k")
-    return lines
+    for metric in ("MAE", "nDCG@3"):
+        rows += _compare(melu, metric, CLASSIC)
+        rows += _against_paper(melu, metric)
+    curves = summary[(summary.protocol == "curves") & summary.setting.map(
+        lambda k: isinstance(k, int | np.integer) and k >= 3)]
+    for metric in ("MAE", "nDCG@10"):
+        rows += _compare(curves, metric, [m for m in METHODS if m not in META])
+    columns = ["protocol", "dataset", "method", "metric", "setting", "value", "rival",
+               "rival_value", "margin"]
+    return pd.DataFrame(rows, columns=columns)
 
 
-def _compare(rows, method, metric, rivals, rival_name, where, paper=False) -> list[str]:
+def target_tables(found: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """:func:`targets` as Markdown-ready tables: a row per method and metric, a column per
+    state or k; cells ``"yes +0.0123 (als)"`` where the method wins, ``"NO -0.0123"`` not."""
+    out = []
+    for (protocol, dataset), part in found.groupby(["protocol", "dataset"], sort=False):
+        cells = part.assign(
+            row=part.method + " " + part.metric + np.where(
+                part.rival == PAPER, " vs MeLU-5", ""),
+            cell=[f"{'yes' if m > 0 else 'NO'} {m:+.4f}" + ("" if r == PAPER else f" ({r})")
+                  for m, r in zip(part.margin, part.rival, strict=True)])
+        wide = cells.pivot(index="row", columns="setting", values="cell")
+        wide = wide.loc[list(dict.fromkeys(cells.row))]
+        order = MELU_STATES if protocol == "melu" else sorted(wide.columns)
+        wide = wide[[c for c in order if c in wide.columns]]
+        wide = wide.rename(columns=lambda c: STATE_NAMES.get(c, f"k={c}"))
+        out.append((f"{'(a) MeLU states' if protocol == 'melu' else '(b) ' + dataset}",
+                    wide.rename_axis("method, metric")))
+    return out
+
+
+PAPER = "MeLU-5 (paper)"
+
+
+def _compare(rows: pd.DataFrame, metric: str, rivals) -> list[tuple]:
     lower = metric in LOWER_IS_BETTER
-    mine = rows[(rows.method == method) & (rows.metric == metric)].set_index("setting")["mean"]
-    theirs = rows[rows.method.isin(rivals) & (rows.metric == metric)]
-    lines = []
-    for setting, value in mine.items():
-        rival = theirs[theirs.setting == setting]
+    out = []
+    for (protocol, dataset, setting), part in rows[rows.metric == metric].groupby(
+            ["protocol", "dataset", "setting"], sort=False):
+        rival = part[part.method.isin(rivals)]
         if rival.empty:
             continue
         best = rival.loc[rival["mean"].idxmin() if lower else rival["mean"].idxmax()]
-        margin = (best["mean"] - value) if lower else (value - best["mean"])
-        name = STATE_NAMES.get(setting, setting)
-        word = "beats" if margin > 0 else "does NOT beat"
-        text = (f"{where} {name}: {method} {metric} {value:.4f} {word} {rival_name} "
-                f"({best['method']} {best['mean']:.4f}; margin {margin:+.4f})")
-        if paper and setting in MELU_PAPER:
-            ref = MELU_PAPER[setting][0]
-            text += f"; MeLU-5 {ref:.4f} ({'better' if value < ref else 'worse'})"
-        lines.append(text)
-    return lines
+        for method in (m for m in META if m in set(part.method)):
+            value = float(part.loc[part.method == method, "mean"].iloc[0])
+            margin = (best["mean"] - value) if lower else (value - best["mean"])
+            out.append((protocol, dataset, method, metric, setting, value, best["method"],
+                        float(best["mean"]), float(margin)))
+    return out
+
+
+def _against_paper(rows: pd.DataFrame, metric: str) -> list[tuple]:
+    column = {"MAE": 0, "nDCG@1": 1, "nDCG@3": 2}[metric]
+    out = []
+    for row in rows[(rows.metric == metric) & rows.method.isin(META)].itertuples():
+        ref = MELU_PAPER[row.setting][column]
+        margin = (ref - row.mean) if metric in LOWER_IS_BETTER else (row.mean - ref)
+        out.append((row.protocol, row.dataset, row.method, metric, row.setting, row.mean,
+                    PAPER, ref, margin))
+    return out
 
 
 def timing_table(timings: pd.DataFrame) -> pd.DataFrame:
@@ -133,9 +168,12 @@ def markdown(results: Results, title: str = "recmeta evaluation", notes: str = "
             wide = table(summary, "curves", dataset, metric)
             parts.append(f"### {metric}\n\n" + _md(wide.rename(columns=lambda k: f"k={k}")))
     parts.append("## Fitting cost\n\n" + _md(timing_table(results.timings), index=False))
-    lines = verdicts(summary)
-    if lines:
-        parts.append("## Targets\n\n" + "\n".join(f"- {line}" for line in lines))
+    found = targets(summary)
+    if len(found):
+        parts.append("## Targets\n\nEach meta-learned method against its bar: in (a) the best "
+                     "classic baseline (and MeLU-5's published figure), in (b) the best of "
+                     "every other method. `yes`: better, by the margin shown; `NO`: not.")
+        parts += [f"### {title}\n\n" + _md(wide) for title, wide in target_tables(found)]
     if images:
         parts.append("## Plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({Path(p).name})"
                                                   for p in images))
