@@ -28,5 +28,8 @@ bench: $(BIN)/recmeta
 bench-nightly: $(BIN)/recmeta
 	$(BIN)/python benchmarks/nightly.py
 
+bench-evaluate: $(BIN)/recmeta
+	$(BIN)/python benchmarks/evaluate.py
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info

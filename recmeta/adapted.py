@@ -171,7 +171,7 @@ class Request:
         model = self.model
         fast = adapt_users(model.learner_, table.tensors(model.device_),
                            self.items.tensors(model.device_), np.arange(len(table)),
-                           self._with_negatives(supports), model._loop(model.objective_))
+                           self._with_negatives(supports), model._serving_loop())
         return AdaptedUsers(model, table, self.items, fast, [i for i, _ in supports])
 
     def scores(self, frame: pd.DataFrame, history_X, history_y) -> np.ndarray:
@@ -184,7 +184,7 @@ class Request:
         scores = adapt_and_score(model.learner_, table.tensors(model.device_),
                                  self.items.tensors(model.device_), rows,
                                  self._with_negatives([supports[r] for r in rows]),
-                                 [item_pos[g] for g in groups], model._loop(model.objective_))
+                                 [item_pos[g] for g in groups], model._serving_loop())
         return model._output(scatter(groups, scores, len(frame)))
 
     def _given(self, history_X, history_y) -> dict:

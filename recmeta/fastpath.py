@@ -47,7 +47,7 @@ class NewUserRecommender:
         check_is_fitted(model)
         self.model, self.learner = model, model.learner_
         self.device = model.device_
-        self.loop: InnerLoop = model._loop(model.objective_)
+        self.loop: InnerLoop = model._serving_loop()
         items = model.items_
         self._item_ids = items.ids
         self._items = items.tensors(self.device)

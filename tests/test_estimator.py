@@ -222,3 +222,14 @@ def test_device_auto_runs_and_returns_cpu_results(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert isinstance(model.predict(data.X.head(2)), np.ndarray)
+
+
+def test_fixed_inner_rate_can_be_changed_after_fit(data):
+    model = MetaRecommender(**{**FAST, "method": "maml"}).fit(data.X, data.y)
+    rows = data.X[data.X.user_id == 1].head(3)
+    before = model.predict(rows)
+    model.set_params(inner_lr=0.0)  # no step at all: the initialisation's scores
+    frozen = model.predict(rows)
+    model.set_params(inner_steps=0)
+    np.testing.assert_allclose(frozen, model.predict(rows), rtol=1e-6)
+    assert not np.allclose(before, frozen)
