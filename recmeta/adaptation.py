@@ -34,11 +34,17 @@ class InnerLoop:
     ``first_order`` stops gradients through the inner gradients (first-order MAML); the
     adapted parameters still depend on the initialisation, so the outer update is
     ``grad of query loss w.r.t. adapted params`` applied to the initialisation.
+
+    ``shrinkage`` is a pseudo-count ``c`` in the support loss ``sum(loss) / (n + c)``: with
+    ``c = 0`` it is the mean over the user's ``n`` rows (MAML's usual loss); with ``c > 0``
+    a user with few rows moves less than one with many, by ``n / (n + c)``, as a Bayesian
+    estimate of a user's offset would.
     """
 
     steps: int = 5
     objective: str = "squared"
     first_order: bool = False
+    shrinkage: float = 0.0
 
 
 def pointwise_loss(pred: Tensor, target: Tensor, objective: str) -> Tensor:
@@ -55,6 +61,12 @@ def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, objective: str) -> T
     return rows.sum(-1) / mask.sum(-1).clamp(min=1.0)
 
 
+def shrunk_loss(pred: Tensor, target: Tensor, mask: Tensor, loop: InnerLoop) -> Tensor:
+    """The support loss ``sum(mask * loss) / max(sum(mask) + shrinkage, 1)``."""
+    rows = pointwise_loss(pred, target, loop.objective) * mask
+    return rows.sum(-1) / (mask.sum(-1) + loop.shrinkage).clamp(min=1.0)
+
+
 def adapt_one(
     module: nn.Module, loop: InnerLoop, params: Params, lrs: Params, inputs, target, mask
 ) -> Params:
@@ -64,7 +76,8 @@ def adapt_one(
     """
 
     def support_loss(fast: Params) -> Tensor:
-        return masked_loss(functional_call(module, fast, inputs), target, mask, loop.objective)
+        pred = functional_call(module, fast, inputs)
+        return shrunk_loss(pred, target, mask, loop)
 
     fast = params
     for _ in range(loop.steps):
@@ -142,7 +155,9 @@ def adapt_reference(
         return fast
     for _ in range(loop.steps):
         pred = functional_call(module, fast, inputs)
-        loss = pointwise_loss(pred, target, loop.objective).mean()
+        # the same support loss, written out: sum over the user's rows / (n + c)
+        loss = pointwise_loss(pred, target, loop.objective).sum() / max(
+            len(target) + loop.shrinkage, 1.0)
         grads = torch.autograd.grad(
             loss, list(fast.values()), create_graph=not loop.first_order, allow_unused=True
         )

@@ -85,6 +85,10 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         Gradient steps on each user's history.
     inner_lr : float, default=0.1
         Inner learning rate (Meta-SGD's starting value).
+    shrinkage : float, default=0.0
+        Pseudo-count ``c`` of the support loss ``sum(loss) / (n + c)`` over a user's ``n``
+        rows: 0 is the plain mean; larger values let users with long histories move further
+        than users with a few rows.
     objective : {"auto", "squared", "binary"}, default="auto"
         Squared error on ratings, or logistic loss on 0/1 feedback with sampled negatives.
         "auto" picks "binary" when ``y`` holds only 0 and 1.
@@ -143,6 +147,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         "id_dropout": P.Interval(float, 0.0, 1.0), "min_frequency": P.Interval(int, 1),
         "method": P.Options(METHODS), "adapted": P.Options(ADAPT),
         "inner_steps": P.Interval(int, 0), "inner_lr": P.Interval(float, 0.0),
+        "shrinkage": P.Interval(float, 0.0),
         "objective": P.Options(("auto", "squared", "binary")),
         "negatives": P.Interval(int, 0), "embedding_dim": P.Interval(int, 1),
         "hidden": P.Widths(), "max_history": P.Interval(int, 1),
@@ -156,7 +161,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                  user_features="auto", item_features="auto", feature_kinds=None,
                  use_item_ids=True, id_dropout=0.1, min_frequency=2, method="metasgd",
                  adapted="mlp", inner_steps=5,
-                 inner_lr=0.1, objective="auto", negatives=4, embedding_dim=32,
+                 inner_lr=0.1, shrinkage=0.0, objective="auto", negatives=4, embedding_dim=32,
                  hidden=(64, 64), max_history=100, query_size=10, batch_size=32,
                  outer_lr=1e-3, max_epochs=30, patience=3, validation_fraction=0.1,
                  device="auto", random_state=None, verbose=1):
@@ -173,6 +178,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         self.adapted = adapted
         self.inner_steps = inner_steps
         self.inner_lr = inner_lr
+        self.shrinkage = shrinkage
         self.objective = objective
         self.negatives = negatives
         self.embedding_dim = embedding_dim
@@ -281,8 +287,19 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         return MetaLearner(Scorer(config), self.adapted, self.inner_lr,
                            learn_lr=self.method == "metasgd", id_dropout=dropout)
 
+    def _serving_loop(self) -> InnerLoop:
+        """The inner loop as the parameters say now: ``inner_steps``, and ``inner_lr`` for
+        methods whose rates are not learned, may be changed with ``set_params`` after fit."""
+        rates = list(self.learner_.lr.parameters())
+        if not any(p.requires_grad for p in rates):
+            with torch.no_grad():
+                for p in rates:
+                    p.fill_(self.inner_lr)
+        return self._loop(self.objective_)
+
     def _loop(self, objective: str) -> InnerLoop:
-        return InnerLoop(self.inner_steps, objective, first_order=self.method == "fomaml")
+        return InnerLoop(self.inner_steps, objective, first_order=self.method == "fomaml",
+                         shrinkage=self.shrinkage)
 
     def _train(self, learner, users, items, histories, objective, device, rng):
         n_users = len(users)

@@ -60,7 +60,9 @@ def _ragged(rng, n_users, n_items, lengths):
 def test_batched_adaptation_equals_per_user_reference(adapt, method, objective, seed):
     rng, users, items = _world(seed)
     learner = _learner(seed, adapt, learn_lr=method == "metasgd")
-    loop = InnerLoop(steps=4, objective=objective, first_order=method == "fomaml")
+    # seed 1 also checks the shrunk support loss sum / (n + c)
+    loop = InnerLoop(steps=4, objective=objective, first_order=method == "fomaml",
+                     shrinkage=3.0 * seed)
     lengths = [int(k) for k in rng.integers(0, 9, size=6)] + [0, 1]
     user_ids, item_lists, targets = _ragged(rng, 9, 12, lengths)
     if objective == "binary":
