@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from . import columns as C
-from .exceptions import DataError, NotFittedError
+from .exceptions import DataError
 from .frames import check_columns
 
 
@@ -78,6 +78,8 @@ class Baseline:
         ndarray of shape (len(query),)
         """
         if not hasattr(self, "items_"):
+            from .exceptions import NotFittedError
+
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit first.")
         check_columns(query, [C.USER, C.ITEM], "query")
         if support is not None:

@@ -4,10 +4,16 @@ Each one subclasses the built-in exception a caller would already catch (``Value
 ``RuntimeError``), so ``except ValueError`` keeps working.
 """
 
-from sklearn.exceptions import NotFittedError
 
-# Raised when a model is used before ``fit``: scikit-learn's own class, so its tools agree.
-NotFittedError = NotFittedError
+
+def __getattr__(name: str):
+    # NotFittedError is raised when a model is used before ``fit``: scikit-learn's own
+    # class, so its tools agree; imported on first use, as scikit-learn takes a while.
+    if name == "NotFittedError":
+        from sklearn.exceptions import NotFittedError
+
+        return NotFittedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ModelFormatError(ValueError):

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.exceptions import DataConversionWarning
 
 from .exceptions import DataError
 from .features import KINDS, infer_kind
@@ -93,6 +92,8 @@ def check_target(y, n_rows: int, what: str = "y") -> np.ndarray:
                         f"(the estimator requires y to be passed, but the target y is None).")
     values = y.to_numpy() if isinstance(y, pd.Series | pd.DataFrame) else np.asarray(y)
     if values.ndim == 2 and values.shape[1] == 1:
+        from sklearn.exceptions import DataConversionWarning
+
         warnings.warn(f"A column-vector {what} was passed when a 1d array was expected; "
                       f"use y.ravel().", DataConversionWarning, stacklevel=3)
         values = values.ravel()

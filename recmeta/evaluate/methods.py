@@ -23,16 +23,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 
 from .. import baselines as B
 from .. import columns as C
 from ..datasets import RatingData
-from ..estimator import MetaRecommender
 from ..exceptions import DataError
+
+if TYPE_CHECKING:  # imported where used, so the command line starts without torch
+    from ..estimator import MetaRecommender
 
 logger = logging.getLogger("recmeta")
 
@@ -98,6 +100,8 @@ class NeuralMethod:
         if self.shared is not None and self.shared.get("key") == key:
             self.model_, info = self.shared["model"], self.shared["info"]
         else:
+            from sklearn.base import clone
+
             self.model_ = clone(self.estimator)
             start = time.perf_counter()
             self.model_.fit(train.X, train.y)
@@ -125,6 +129,8 @@ class NeuralMethod:
 
 def neural_estimator(method: str, data: RatingData, seed: int, **params) -> MetaRecommender:
     """A MetaRecommender for ``method`` with ``data``'s feature columns named explicitly."""
+    from ..estimator import MetaRecommender
+
     kinds = {c: "multi" for c in ("genres", "directors", "actors") if c in data.items}
     defaults = dict(user_features=data.user_features, item_features=data.item_features,
                     feature_kinds=kinds or None, random_state=seed, verbose=0)
