@@ -61,10 +61,10 @@ def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, objective: str) -> T
     return rows.sum(-1) / mask.sum(-1).clamp(min=1.0)
 
 
-def shrunk_loss(pred: Tensor, target: Tensor, mask: Tensor, loop: InnerLoop) -> Tensor:
-    """The support loss ``sum(mask * loss) / max(sum(mask) + shrinkage, 1)``."""
-    rows = pointwise_loss(pred, target, loop.objective) * mask
-    return rows.sum(-1) / (mask.sum(-1) + loop.shrinkage).clamp(min=1.0)
+def row_weights(mask: Tensor, shrinkage: float) -> Tensor:
+    """Weights of the support rows: ``mask / max(sum(mask) + shrinkage, 1)``, so that the
+    support loss ``sum(weights * loss)`` is ``sum(loss) / (n + shrinkage)`` over real rows."""
+    return mask / (mask.sum(-1, keepdim=True) + shrinkage).clamp(min=1.0)
 
 
 def adapt_one(
@@ -75,9 +75,11 @@ def adapt_one(
     This is the inner loop; :func:`adapt` maps it over a batch of users with ``vmap``.
     """
 
+    weights = row_weights(mask, loop.shrinkage)  # once, not at every step
+
     def support_loss(fast: Params) -> Tensor:
         pred = functional_call(module, fast, inputs)
-        return shrunk_loss(pred, target, mask, loop)
+        return (pointwise_loss(pred, target, loop.objective) * weights).sum(-1)
 
     fast = params
     for _ in range(loop.steps):

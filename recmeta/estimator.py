@@ -85,10 +85,11 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         Gradient steps on each user's history.
     inner_lr : float, default=0.1
         Inner learning rate (Meta-SGD's starting value).
-    shrinkage : float, default=0.0
+    shrinkage : float, default=10.0
         Pseudo-count ``c`` of the support loss ``sum(loss) / (n + c)`` over a user's ``n``
-        rows: 0 is the plain mean; larger values let users with long histories move further
-        than users with a few rows.
+        rows: 0 is the plain mean (MAML's usual loss); with ``c > 0`` a user with a few rows
+        moves less than one with a long history, by ``n / (n + c)``, as a Bayesian estimate
+        would. 10 was chosen on validation users carved from MeLU's warm state.
     objective : {"auto", "squared", "binary"}, default="auto"
         Squared error on ratings, or logistic loss on 0/1 feedback with sampled negatives.
         "auto" picks "binary" when ``y`` holds only 0 and 1.
@@ -100,8 +101,9 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         Largest support set: the latest rows of a history are used.
     query_size : int, default=10
         Query rows per user in meta-training.
-    batch_size : int, default=32
-        Users per meta-training step.
+    batch_size : int, default=64
+        Users per meta-training step (as fast per user as any size on a CPU, and as good
+        as 32 on validation users).
     outer_lr : float, default=1e-3
         Adam's learning rate for the initialisation (and Meta-SGD's rates).
     max_epochs : int, default=30
@@ -161,8 +163,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                  user_features="auto", item_features="auto", feature_kinds=None,
                  use_item_ids=True, id_dropout=0.1, min_frequency=2, method="metasgd",
                  adapted="mlp", inner_steps=5,
-                 inner_lr=0.1, shrinkage=0.0, objective="auto", negatives=4, embedding_dim=32,
-                 hidden=(64, 64), max_history=100, query_size=10, batch_size=32,
+                 inner_lr=0.1, shrinkage=10.0, objective="auto", negatives=4, embedding_dim=32,
+                 hidden=(64, 64), max_history=100, query_size=10, batch_size=64,
                  outer_lr=1e-3, max_epochs=30, patience=3, validation_fraction=0.1,
                  device="auto", random_state=None, verbose=1):
         self.user_col = user_col

@@ -167,8 +167,17 @@ class MetaLearner(nn.Module):
     def query_loss(self, users: Table, items: Table, support: Batch, query: Batch,
                    loop: InnerLoop) -> Tensor:
         """Mean over users of the query loss after adapting on the support set."""
-        fast = self.adapt(users, items, support, loop)
-        pred = self.score(users, items, fast, query.users, query.items)
+        if self.adapt_all:
+            fast = self.adapt(users, items, support, loop)
+            pred = self.score(users, items, fast, query.users, query.items)
+        else:  # embed support and query items in one go
+            width = support.items.shape[1]
+            user, item = self.vectors(users, items, support.users,
+                                      torch.cat([support.items, query.items], dim=1))
+            params, lrs, dims = self.start(user)
+            fast = adapt(self.adapted, params, lrs, (item[:, :width],), support.target,
+                         support.mask, loop, param_dims=dims)
+            pred = score(self.adapted, fast, (item[:, width:],))
         return masked_loss(pred, query.target, query.mask, loop.objective).mean()
 
     def pooled_loss(self, users: Table, items: Table, batches: list[Batch],
