@@ -57,14 +57,9 @@ class NewUserRecommender:
                             f"{list(pd.Index(candidates)[cand < 0])[:5]} are not.")
         self._candidates = torch.as_tensor(cand, device=self.device)
         self._positions = pd.Series(np.arange(len(items)), index=items.ids)
-        with torch.no_grad():
-            self._all_items = self._embed_items(torch.arange(len(items), device=self.device))
-            self._cand_items = self._all_items[self._candidates] if not self.learner.adapt_all \
-                else None
-
-    def _embed_items(self, index: torch.Tensor):
-        rows = {k: v[index] for k, v in self._items.items()}
-        return rows if self.learner.adapt_all else self.learner.scorer.item(rows)
+        # what does not depend on the user: every item's vector (or encoded row)
+        self._all_items = self.learner.serving_items(self._items)
+        self._cand_items = _take(self._all_items, self._candidates)
 
     def _user_rows(self, user: dict | None) -> dict:
         space, model = self.model.feature_space_, self.model
@@ -127,18 +122,23 @@ class NewUserRecommender:
             # one user: the inner loop itself, without vmap's batching overhead
             if learner.adapt_all:
                 u = _first(user_rows)
-                support_items = {k: v[support] for k, v in self._all_items.items()}
-                cand = {k: v[self._candidates] for k, v in self._all_items.items()}
                 fast = adapt_one(learner.scorer, self.loop, learner.reference_params(),
-                                 learner.reference_lrs(), (u, support_items), target.float(),
-                                 mask)
-                return functional_call(learner.scorer, fast, (u, cand))
+                                 learner.reference_lrs(), (u, _take(self._all_items, support)),
+                                 target.float(), mask)
+                return functional_call(learner.scorer, fast, (u, self._cand_items))
             params, lrs, _ = learner.start(learner.scorer.user(user_rows))
             offset = OFFSET.removeprefix("body.")
             params[offset], lrs[offset] = params[offset][0], lrs[offset][0]
             fast = adapt_one(learner.adapted, self.loop, params, lrs,
                              (self._all_items[support],), target.float(), mask)
             return functional_call(learner.adapted, fast, (self._cand_items,))
+
+
+def _take(items, index: torch.Tensor):
+    """Rows ``index`` of item vectors, or of every column of an encoded item table."""
+    if isinstance(items, dict):
+        return {k: v[index] for k, v in items.items()}
+    return items[index]
 
 
 def _first(rows):
