@@ -40,7 +40,7 @@ logger = logging.getLogger("recmeta")
 
 BASELINES = {"global": B.GlobalMean, "item": B.ItemMean, "popularity": B.Popularity,
              "bias": B.BiasBaseline, "als": B.BiasedMF}
-NEURAL = ("metasgd", "maml", "fomaml", "supervised", "supervised-ft")
+NEURAL = ("metasgd", "maml", "fomaml", "supervised", "supervised-ft", "metasgd-implicit")
 METHODS = (*BASELINES, *NEURAL)
 CLASSIC = ("global", "item", "popularity", "bias", "als")
 
@@ -87,12 +87,17 @@ class NeuralMethod:
     shared : dict, default=None
         A cache shared by methods built on one estimator (``supervised`` and
         ``supervised-ft``), so it is fitted once.
+    implicit : bool, default=False
+        Learn from who rated what, not how: every rating is a 1 (binary objective with
+        sampled negatives), and scores are the probability of an interaction. For ranking
+        items a user has not rated; it predicts no rating.
     """
 
     estimator: MetaRecommender
     adapt: bool = True
     shared: dict | None = None
     predicts_ratings: bool = True
+    implicit: bool = False
     _features: RatingData | None = field(default=None, repr=False)
 
     def fit(self, train: RatingData) -> FitInfo:
@@ -104,7 +109,7 @@ class NeuralMethod:
 
             self.model_ = clone(self.estimator)
             start = time.perf_counter()
-            self.model_.fit(train.X, train.y)
+            self.model_.fit(train.X, self._target(train.y))
             info = FitInfo(time.perf_counter() - start, self.model_.n_epochs_,
                            self.model_.best_epoch_ + 1)
             if self.shared is not None:
@@ -122,9 +127,14 @@ class NeuralMethod:
             if support is None or len(support) == 0:
                 return model.predict(X)
             history = self._features.features(support)
-            return model.predict(X, history, support[C.RATING].to_numpy(dtype=np.float64))
+            return model.predict(X, history,
+                                 self._target(support[C.RATING].to_numpy(dtype=np.float64)))
         finally:
             model.set_params(inner_steps=steps)
+
+
+    def _target(self, ratings: np.ndarray) -> np.ndarray:
+        return np.ones_like(ratings) if self.implicit else ratings
 
 
 def neural_estimator(method: str, data: RatingData, seed: int, **params) -> MetaRecommender:
@@ -135,7 +145,7 @@ def neural_estimator(method: str, data: RatingData, seed: int, **params) -> Meta
     defaults = dict(user_features=data.user_features, item_features=data.item_features,
                     feature_kinds=kinds or None, random_state=seed, verbose=0)
     defaults.update(params)
-    core = "supervised" if method.startswith("supervised") else method
+    core = "supervised" if method.startswith("supervised") else method.split("-")[0]
     return MetaRecommender(method=core, **defaults)
 
 
@@ -152,6 +162,8 @@ def build(names: tuple[str, ...], data: RatingData, seed: int,
             out[name] = BaselineMethod(BASELINES[name]())
         else:
             estimator = neural_estimator(name, data, seed, **(neural_params or {}))
+            implicit = name.endswith("-implicit")
             out[name] = NeuralMethod(estimator, adapt=name != "supervised",
-                                     shared=shared if name.startswith("supervised") else None)
+                                     shared=shared if name.startswith("supervised") else None,
+                                     predicts_ratings=not implicit, implicit=implicit)
     return out

@@ -76,7 +76,9 @@ def run(config: EvaluationConfig, progress: Callable[[str], None] | None = None
     else:
         if "melu" in config.protocols:
             melu = load_melu(config.data_dir / "ml-1m" / "melu")
-            results += melu_states(melu, config.methods, config.seeds,
+            # MeLU's protocol ranks rated items by predicted rating: no implicit models
+            rating_methods = [m for m in config.methods if not m.endswith("-implicit")]
+            results += melu_states(melu, rating_methods, config.seeds,
                                    train_users=config.train_users,
                                    neural_params=config.neural_params,
                                    max_users=config.max_users, progress=progress)
