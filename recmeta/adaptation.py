@@ -39,12 +39,24 @@ class InnerLoop:
     ``c = 0`` it is the mean over the user's ``n`` rows (MAML's usual loss); with ``c > 0``
     a user with few rows moves less than one with many, by ``n / (n + c)``, as a Bayesian
     estimate of a user's offset would.
+
+    ``ridge > 0`` ends the steps with an exact solve for the user's factor of a scorer with a
+    dot-product term (``ScorerConfig.factors``): the change ``d`` of the factor minimising
+    ``support loss + ridge |d|^2`` given the rest, as ALS folds a new user in. Squared error
+    only; meta-training differentiates through the solve.
     """
 
     steps: int = 5
     objective: str = "squared"
     first_order: bool = False
     shrinkage: float = 0.0
+    ridge: float = 0.0
+
+    def solves(self, module: nn.Module) -> bool:
+        """Whether the steps end with the closed-form solve of the user's factor: ``ridge``
+        is on, the objective is squared error, and ``module`` has a factor to solve."""
+        return (self.ridge > 0 and self.objective == "squared"
+                and getattr(module, "has_factor", False))
 
 
 def pointwise_loss(pred: Tensor, target: Tensor, objective: str) -> Tensor:
@@ -89,6 +101,8 @@ def adapt_one(
         # theta_k+1 = theta_k - alpha * grad L_support(theta_k)   (alpha per parameter in Meta-SGD)
         fast = {name: torch.addcmul(fast[name], lrs[name], grads[name], value=-1.0)
                 for name in fast}
+    if loop.solves(module):
+        fast = module.solve_factor(fast, inputs, target, weights, loop.ridge)
     return fast
 
 
@@ -167,6 +181,8 @@ def adapt_reference(
             n: p - lrs[n] * (g if g is not None else torch.zeros_like(p))
             for (n, p), g in zip(fast.items(), grads, strict=True)
         }
+    if loop.solves(module):
+        fast = module.solve_factor_reference(fast, inputs, target, loop)
     return fast
 
 

@@ -97,6 +97,13 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         Random unseen items per positive, with target 0, for the binary objective.
     embedding_dim : int, default=32
     hidden : tuple of int, default=(64, 64)
+    factors : int, default=0
+        Width of a dot-product term beside the MLP, ``p_user . (Q item)``, whose user factor
+        adapts with the MLP (0: the MLP alone, as MeLU).
+    factor_ridge : float, default=1.0
+        With ``factors``, adaptation ends with the exact ridge solve of the user's factor
+        (as ALS folds in a new user), this being the penalty on its change; 0 leaves the
+        factor to the gradient steps. Squared error with ``adapted="mlp"`` only.
     max_history : int, default=100
         Largest support set: the latest rows of a history are used.
     query_size : int, default=10
@@ -152,7 +159,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         "shrinkage": P.Interval(float, 0.0),
         "objective": P.Options(("auto", "squared", "binary")),
         "negatives": P.Interval(int, 0), "embedding_dim": P.Interval(int, 1),
-        "hidden": P.Widths(), "max_history": P.Interval(int, 1),
+        "hidden": P.Widths(), "factors": P.Interval(int, 0),
+        "factor_ridge": P.Interval(float, 0.0), "max_history": P.Interval(int, 1),
         "query_size": P.Interval(int, 1), "batch_size": P.Interval(int, 1),
         "outer_lr": P.Interval(float, 0.0, open_low=True), "max_epochs": P.Interval(int, 1),
         "patience": P.Interval(int, 1), "validation_fraction": P.Interval(float, 0.0, 0.5),
@@ -164,7 +172,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                  use_item_ids=True, id_dropout=0.1, min_frequency=2, method="metasgd",
                  adapted="mlp", inner_steps=5,
                  inner_lr=0.1, shrinkage=10.0, objective="auto", negatives=4, embedding_dim=32,
-                 hidden=(64, 64), max_history=100, query_size=10, batch_size=64,
+                 hidden=(64, 64), factors=0, factor_ridge=1.0, max_history=100, query_size=10,
+                 batch_size=64,
                  outer_lr=1e-3, max_epochs=30, patience=3, validation_fraction=0.1,
                  device="auto", random_state=None, verbose=1):
         self.user_col = user_col
@@ -185,6 +194,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         self.negatives = negatives
         self.embedding_dim = embedding_dim
         self.hidden = hidden
+        self.factors = factors
+        self.factor_ridge = factor_ridge
         self.max_history = max_history
         self.query_size = query_size
         self.batch_size = batch_size
@@ -284,7 +295,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
 
     def _build_learner(self, space: FeatureSpace) -> MetaLearner:
         shapes = tuple(FieldShape(f.name, f.side, f.kind, f.cardinality) for f in space.fields)
-        config = ScorerConfig(shapes, self.embedding_dim, tuple(self.hidden))
+        config = ScorerConfig(shapes, self.embedding_dim, tuple(self.hidden), self.factors)
         dropout = {ITEM_ID_FIELD: self.id_dropout} if ITEM_ID_FIELD in space.names() else {}
         return MetaLearner(Scorer(config), self.adapted, self.inner_lr,
                            learn_lr=self.method == "metasgd", id_dropout=dropout)
@@ -301,7 +312,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
 
     def _loop(self, objective: str) -> InnerLoop:
         return InnerLoop(self.inner_steps, objective, first_order=self.method == "fomaml",
-                         shrinkage=self.shrinkage)
+                         shrinkage=self.shrinkage, ridge=self.factor_ridge)
 
     def _train(self, learner, users, items, histories, objective, device, rng):
         n_users = len(users)

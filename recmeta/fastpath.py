@@ -25,7 +25,6 @@ from torch.func import functional_call
 from .adaptation import InnerLoop, adapt_one
 from .episodes import with_negatives
 from .exceptions import DataError
-from .meta import OFFSET
 
 __all__ = ["NewUserRecommender"]
 
@@ -126,9 +125,10 @@ class NewUserRecommender:
                                  learner.reference_lrs(), (u, _take(self._all_items, support)),
                                  target.float(), mask)
                 return functional_call(learner.scorer, fast, (u, self._cand_items))
-            params, lrs, _ = learner.start(learner.scorer.user(user_rows))
-            offset = OFFSET.removeprefix("body.")
-            params[offset], lrs[offset] = params[offset][0], lrs[offset][0]
+            params, lrs, dims = learner.start(learner.scorer.user(user_rows))
+            for name, dim in dims.items():  # the per-user entries, for this one user
+                if dim == 0:
+                    params[name], lrs[name] = params[name][0], lrs[name][0]
             fast = adapt_one(learner.adapted, self.loop, params, lrs,
                              (self._all_items[support],), target.float(), mask)
             return functional_call(learner.adapted, fast, (self._cand_items,))

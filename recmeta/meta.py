@@ -27,6 +27,8 @@ from .model import ROW_KEY, Scorer
 
 UNKNOWN = 1  # the reserved index of an unknown categorical value (see features.py)
 OFFSET = "body.item_in.bias"  # the first layer's bias: per user, it absorbs W1_u u
+# parameters of the body each user holds a copy of, and the user-side layer each absorbs
+PER_USER = {OFFSET: "user_in", "body.factor": "user_factor"}
 
 METHODS = ("maml", "fomaml", "metasgd", "supervised")
 ADAPT = ("mlp", "all")
@@ -117,21 +119,24 @@ class MetaLearner(nn.Module):
 
         With only the MLP adapting, ``c = W1_u u + b1`` replaces ``(W1_u, b1)``: a gradient
         step on ``(W1_u, b1)`` moves ``c`` by ``-(alpha_W (u * u) + alpha_b) * dL/dc``, so the
-        two formulations give the same adapted scores.
+        two formulations give the same adapted scores. The user's factor
+        ``p = W_p u + p0`` (when the scorer has factors) is folded the same way.
         """
-        head, lrs = self.scorer.head, self.reference_lrs()
+        head, lrs = self.scorer.head, dict(self.reference_lrs())
         params = {f"body.{n}": p for n, p in head.body.named_parameters()}
-        offset = head.user_in(user) + params[OFFSET]
-        lr_w = lrs["user_in.weight"]
         squares = user * user
-        # alpha_c = alpha_W (u * u) + alpha_b; a scalar alpha_W gives alpha_W |u|^2
-        rate = (F.linear(squares, lr_w) if lr_w.dim() else
-                lr_w * squares.sum(-1, keepdim=True)) + lrs[OFFSET]
-        params[OFFSET], lrs = offset, dict(lrs)
-        lrs[OFFSET] = rate.expand_as(offset)
+        for name, linear in PER_USER.items():
+            if name not in params:
+                continue
+            offset = getattr(head, linear)(user) + params[name]
+            lr_w = lrs[f"{linear}.weight"]
+            # alpha_c = alpha_W (u * u) + alpha_b; a scalar alpha_W gives alpha_W |u|^2
+            rate = (F.linear(squares, lr_w) if lr_w.dim() else
+                    lr_w * squares.sum(-1, keepdim=True)) + lrs[name]
+            params[name], lrs[name] = offset, rate.expand_as(offset)
         strip = len("body.")
         names = [n for n in params]
-        dims = {n[strip:]: 0 if n == OFFSET else None for n in names}
+        dims = {n[strip:]: 0 if n in PER_USER else None for n in names}
         return ({n[strip:]: params[n] for n in names}, {n[strip:]: lrs[n] for n in names}, dims)
 
     def adapt(self, users: Table, items: Table, support: Batch, loop: InnerLoop) -> Params:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 from torch.nn import functional as F
 
 PAD = 0
@@ -45,11 +46,15 @@ class ScorerConfig:
         Width of each field's embedding (MeLU: 32).
     hidden : tuple of int
         Hidden layer widths of the MLP (MeLU: 64, 64).
+    factors : int
+        Width of a dot-product term beside the MLP: ``score += p_user . (Q i)``, with the
+        user's factor ``p`` adapted like the first layer's offset (0: none, as MeLU).
     """
 
     fields: tuple[FieldShape, ...] = field(default_factory=tuple)
     embedding_dim: int = 32
     hidden: tuple[int, ...] = (64, 64)
+    factors: int = 0
 
     def width(self, side: str) -> int:
         return self.embedding_dim * sum(f.side == side for f in self.fields)
@@ -113,15 +118,45 @@ class Body(nn.Module):
         widths = [first, *rest]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
         self.out = nn.Linear(widths[-1], 1)
+        if config.factors:  # the dot-product term: item factor Q i, user factor offset p
+            self.factor_in = nn.Linear(config.width("item"), config.factors, bias=False)
+            self.factor = nn.Parameter(torch.zeros(config.factors))
+        else:
+            self.factor_in = self.factor = None
 
-    def forward(self, item: Tensor, user_term: Tensor | None = None) -> Tensor:
+    def forward(self, item: Tensor, user_term: Tensor | None = None,
+                user_factor: Tensor | None = None) -> Tensor:
         pre = self.item_in(item)  # W1_i i + offset, one fused op
         if user_term is not None:
             pre = pre + user_term.unsqueeze(-2)  # one user term, broadcast over the L items
         h = F.relu(pre)
         for layer in self.layers:
             h = F.relu(layer(h))
-        return self.out(h).squeeze(-1)
+        out = self.out(h).squeeze(-1)
+        if self.factor is None:
+            return out
+        p = self.factor if user_factor is None else self.factor + user_factor
+        return out + (self.factor_in(item) * p.unsqueeze(-2)).sum(-1)
+
+    @property
+    def has_factor(self) -> bool:
+        return self.factor is not None
+
+    def solve_factor(self, params: dict, inputs: tuple, target: Tensor, weights: Tensor,
+                     ridge: float) -> dict:
+        """One user's ``params`` with the factor moved by the ridge solution
+        ``d = (Q' W Q + ridge I)^-1 Q' W (y - f(x))``, ``W`` the support rows' weights.
+
+        Written for one (padded) user; :func:`recmeta.adaptation.adapt` maps it over users.
+        """
+        (item,) = inputs
+        residual = target - functional_call(self, params, inputs)
+        q = F.linear(item, params["factor_in.weight"])  # [L, r]
+        wq = q * weights.unsqueeze(-1)  # padding rows weigh 0
+        eye = torch.eye(q.shape[-1], dtype=q.dtype, device=q.device)
+        gram = q.transpose(-1, -2) @ wq + ridge * eye
+        step = torch.linalg.solve(gram, (wq * residual.unsqueeze(-1)).sum(-2))
+        return {**params, "factor": params["factor"] + step}
 
 
 class MLP(nn.Module):
@@ -138,13 +173,39 @@ class MLP(nn.Module):
             warnings.filterwarnings("ignore", "Initializing zero-element tensors")
             self.user_in = nn.Linear(config.width("user"), first, bias=False)
         self.body = Body(config)
+        if config.factors:  # the user's factor: p = W_p u + body.factor
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+                self.user_factor = nn.Linear(config.width("user"), config.factors, bias=False)
+        else:
+            self.user_factor = None
         # one fan-in for both halves and the bias, as if they were one layer over [u; i]
         bound = max(config.width("user") + config.width("item"), 1) ** -0.5
         for weight in (self.user_in.weight, self.body.item_in.weight, self.body.item_in.bias):
             nn.init.uniform_(weight, -bound, bound)
 
     def forward(self, user: Tensor, item: Tensor) -> Tensor:
-        return self.body(item, self.user_in(user))
+        factor = None if self.user_factor is None else self.user_factor(user)
+        return self.body(item, self.user_in(user), factor)
+
+    @property
+    def has_factor(self) -> bool:
+        return self.user_factor is not None
+
+    def solve_factor_reference(self, params: dict, inputs: tuple, target: Tensor,
+                               loop) -> dict:
+        """The slow, obvious solve for one unpadded user: the change ``d`` of the user's factor
+        minimising ``sum((y - f(x) - q d)^2) / (n + c) + ridge |d|^2``, as a stacked
+        least-squares problem."""
+        _, item = inputs
+        residual = target - functional_call(self, params, inputs)
+        q = item @ params["body.factor_in.weight"].T
+        r = q.shape[1]
+        w = 1.0 / max(len(target) + loop.shrinkage, 1.0)
+        design = torch.cat([q * w**0.5, torch.eye(r, dtype=q.dtype) * loop.ridge**0.5])
+        rhs = torch.cat([residual * w**0.5, torch.zeros(r, dtype=q.dtype)])
+        d = torch.linalg.lstsq(design, rhs.unsqueeze(-1)).solution.squeeze(-1)
+        return {**params, "body.factor": params["body.factor"] + d}
 
 
 class Scorer(nn.Module):

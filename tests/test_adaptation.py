@@ -35,9 +35,13 @@ def _world(seed, n_users=9, n_items=12, dtype=torch.float32):
     return rng, users, items
 
 
-def _learner(seed, adapt, learn_lr=False, dtype=torch.float32, inner_lr=0.3):
+def _learner(seed, adapt, learn_lr=False, dtype=torch.float32, inner_lr=0.3, factors=0):
     torch.manual_seed(seed)
-    scorer = Scorer(ScorerConfig(FIELDS, embedding_dim=4, hidden=(8, 6))).to(dtype)
+    scorer = Scorer(ScorerConfig(FIELDS, embedding_dim=4, hidden=(8, 6),
+                                 factors=factors)).to(dtype)
+    if factors:  # a factor away from zero, so the dot-product term is not silent
+        with torch.no_grad():
+            scorer.head.body.factor.normal_()
     learner = MetaLearner(scorer, adapt=adapt, inner_lr=inner_lr, learn_lr=learn_lr).to(dtype)
     if learn_lr:  # distinct per-entry rates, so a mix-up between entries would show
         with torch.no_grad():
@@ -57,12 +61,14 @@ def _ragged(rng, n_users, n_items, lengths):
 @pytest.mark.parametrize("method", ["maml", "fomaml", "metasgd"])
 @pytest.mark.parametrize("objective", ["squared", "binary"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_batched_adaptation_equals_per_user_reference(adapt, method, objective, seed):
+@pytest.mark.parametrize("factors", [0, 3])
+def test_batched_adaptation_equals_per_user_reference(adapt, method, objective, seed, factors):
     rng, users, items = _world(seed)
-    learner = _learner(seed, adapt, learn_lr=method == "metasgd")
-    # seed 1 also checks the shrunk support loss sum / (n + c)
+    learner = _learner(seed, adapt, learn_lr=method == "metasgd", factors=factors)
+    # seed 1 also checks the shrunk support loss sum / (n + c); with factors, the steps
+    # end with the ridge solve of the user's factor (squared error, MLP adapting)
     loop = InnerLoop(steps=4, objective=objective, first_order=method == "fomaml",
-                     shrinkage=3.0 * seed)
+                     shrinkage=3.0 * seed, ridge=0.5 if factors else 0.0)
     lengths = [int(k) for k in rng.integers(0, 9, size=6)] + [0, 1]
     user_ids, item_lists, targets = _ragged(rng, 9, 12, lengths)
     if objective == "binary":
@@ -100,9 +106,10 @@ def test_adaptation_moves_users_apart_and_empty_history_stays_at_init():
     assert not torch.allclose(scores[0], scores[2])
 
 
-def _meta_setup(adapt, learn_lr):
+def _meta_setup(adapt, learn_lr, factors=0):
     rng, users, items = _world(7, dtype=torch.float64)
-    learner = _learner(7, adapt, learn_lr=learn_lr, dtype=torch.float64, inner_lr=0.4)
+    learner = _learner(7, adapt, learn_lr=learn_lr, dtype=torch.float64, inner_lr=0.4,
+                       factors=factors)
     s_users, s_items, s_target = _ragged(rng, 9, 12, [4, 6, 3])
     q_items = [rng.choice(12, size=3, replace=False) for _ in s_users]
     q_target = [rng.normal(size=3) for _ in s_users]
@@ -113,7 +120,8 @@ def _meta_setup(adapt, learn_lr):
 
 
 def _meta_loss(learner, users, items, support, query, first_order=False):
-    loop = InnerLoop(steps=3, first_order=first_order)
+    loop = InnerLoop(steps=3, first_order=first_order,
+                     ridge=0.5 if learner.scorer.head.has_factor else 0.0)
     return learner.query_loss(users, items, support, query, loop)
 
 
@@ -139,9 +147,11 @@ def _directional(learner, users, items, support, query, first_order=False):
     return analytic, (losses[0] - losses[1]) / (2 * eps)
 
 
-@pytest.mark.parametrize("adapt,learn_lr", [("mlp", False), ("all", False), ("mlp", True)])
-def test_second_order_meta_gradient_matches_finite_differences(adapt, learn_lr):
-    users, items, learner, support, query = _meta_setup(adapt, learn_lr)
+@pytest.mark.parametrize("adapt,learn_lr,factors", [("mlp", False, 0), ("all", False, 0),
+                                                    ("mlp", True, 0), ("mlp", True, 3)])
+def test_second_order_meta_gradient_matches_finite_differences(adapt, learn_lr, factors):
+    # with factors, the meta-gradient also runs through the ridge solve
+    users, items, learner, support, query = _meta_setup(adapt, learn_lr, factors)
     analytic, numeric = _directional(learner, users, items, support, query)
     assert abs(analytic - numeric) <= 1e-6 * max(1.0, abs(numeric))
 

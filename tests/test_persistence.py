@@ -20,7 +20,8 @@ def data():
 
 @pytest.fixture(scope="module")
 def model(data):
-    return MetaRecommender(method="metasgd", **FAST).fit(data.X, data.y)
+    # with the dot-product term, so its parameters and settings round-trip too
+    return MetaRecommender(method="metasgd", factors=4, **FAST).fit(data.X, data.y)
 
 
 def _same(a, b, data):
