@@ -133,6 +133,23 @@ def test_report_and_verdicts(fake_melu, synthetic, tmp_path):
         "report.md", "metrics.csv", "timings.csv", "melu_states.png", "curves_synthetic.png"}
 
 
+def test_meta_learned_methods_are_judged_against_baselines_only():
+    values = {("popularity", "nDCG@10"): 0.40, ("bias", "nDCG@10"): 0.30,
+              ("bias", "MAE"): 0.80, ("metasgd", "nDCG@10"): 0.35, ("metasgd", "MAE"): 0.79,
+              ("metasgd-implicit", "nDCG@10"): 0.45}
+    metrics = pd.DataFrame([("curves", "d", 3, method, 0, metric, value)
+                            for (method, metric), value in values.items()],
+                           columns=["protocol", "dataset", "setting", "method", "seed",
+                                    "metric", "value"])
+    found = targets(summarise(metrics)).set_index(["method", "metric"])
+    # metasgd-implicit ranks better than metasgd, but it is not a baseline: not a rival
+    assert found.loc[("metasgd", "nDCG@10"), "rival"] == "popularity"
+    assert found.loc[("metasgd", "nDCG@10"), "margin"] == pytest.approx(-0.05)
+    assert found.loc[("metasgd-implicit", "nDCG@10"), "margin"] == pytest.approx(0.05)
+    assert found.loc[("metasgd", "MAE"), "margin"] == pytest.approx(0.01)
+    assert ("metasgd-implicit", "MAE") not in found.index  # it predicts no rating
+
+
 def test_cli_on_your_own_csv(synthetic, tmp_path):
     synthetic.ratings.to_csv(tmp_path / "ratings.csv", index=False)
     synthetic.items.to_csv(tmp_path / "items.csv", index=False)
