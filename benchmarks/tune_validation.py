@@ -1,0 +1,109 @@
+"""Validation MAE of MetaRecommender settings on splits carved from MeLU's warm state only.
+
+The reported query sets of ``recmeta evaluate`` are never touched: training uses the warm
+state's ratings minus two held-out parts, scored as in MeLU's protocol (users with 13 to 100
+ratings, 10 random query ratings, the rest as support):
+
+- ``U``: a fifth of the warm users (seed 123), a proxy for the user-cold state;
+- ``I``: the warm users' ratings of films from 1996 on, a proxy for the item-cold state.
+
+    python benchmarks/tune_validation.py baselines             # bias and ALS on the same splits
+    python benchmarks/tune_validation.py '{}'                  # the defaults
+    python benchmarks/tune_validation.py '{"factors": 16}'     # any MetaRecommender parameters
+    python benchmarks/tune_validation.py '{}' --serve          # then 5/8/12 steps x shrinkage
+
+One fit takes 3 to 5 minutes on one core (``OMP_NUM_THREADS=1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recmeta import MetaRecommender
+from recmeta.baselines import BiasBaseline, BiasedMF
+from recmeta.datasets import RatingData, load_melu
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def splits(data_dir: Path):
+    melu = load_melu(data_dir / "ml-1m" / "melu", states=("warm_state",))
+    ratings = melu.state("warm_state").ratings
+    rng = np.random.default_rng(123)
+    users = ratings.user_id.unique()
+    held_users = set(rng.choice(users, len(users) // 5, replace=False))
+    lines = (data_dir / "ml-1m" / "melu" / "movies_extrainfos.dat").read_text(
+        encoding="utf-8").splitlines()
+    year = pd.Series({int(line.split("::")[0]): int(line.split("::")[2])
+                      for line in lines if line})
+    held_items = set(year[year >= 1996].index)
+    is_user, is_item = ratings.user_id.isin(held_users), ratings.item_id.isin(held_items)
+    train = ratings[~is_user & ~is_item]
+    evals = {"U": _protocol(ratings[is_user & ~is_item]),
+             "I": _protocol(ratings[~is_user & is_item])}
+    return melu, train, evals
+
+
+def _protocol(rows: pd.DataFrame, seed: int = 0):
+    n = rows.groupby("user_id").size()
+    keep = n[(n >= 13) & (n <= 100)].index
+    rows = rows[rows.user_id.isin(keep)].sample(frac=1, random_state=seed)
+    position = rows.groupby("user_id").cumcount()
+    return rows[position < 10], rows[position >= 10]  # query, support
+
+
+def mae(query: pd.DataFrame, pred: np.ndarray) -> float:
+    """MeLU's MAE: per user, then averaged over users."""
+    errors = pd.Series(np.abs(pred - query.rating.to_numpy()))
+    return float(errors.groupby(query.user_id.to_numpy()).mean().mean())
+
+
+def report(name: str, evals: dict, predict) -> None:
+    scores = {k: round(mae(q, predict(q, s)), 4) for k, (q, s) in evals.items()}
+    print(name, scores, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("params", help='"baselines", or MetaRecommender parameters as JSON')
+    parser.add_argument("--serve", action="store_true",
+                        help="also score with other inner steps and shrinkage after the fit")
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get(
+        "RECMETA_DATA", ROOT.parent / "shared" / "data")))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    melu, train, evals = splits(args.data_dir)
+    if args.params == "baselines":
+        for baseline in (BiasBaseline(), BiasedMF()):
+            baseline.fit(train)
+            report(type(baseline).__name__, evals, baseline.predict)
+        return
+    params = json.loads(args.params)
+    data = RatingData(train.reset_index(drop=True), melu.users, melu.items)
+    start = time.time()
+    model = MetaRecommender(**{"random_state": 0, "verbose": 0, **params}).fit(data.X, data.y)
+    fitted = (f"fit {time.time() - start:.0f}s, {model.n_epochs_} epochs, "
+              f"best {model.best_epoch_ + 1}")
+
+    def predict(query, support):
+        return model.predict(data.features(query), data.features(support),
+                             support.rating.to_numpy())
+
+    report(f"{args.params} ({fitted})", evals, predict)
+    if args.serve:
+        for steps in (5, 8, 12):
+            for shrinkage in (5.0, 10.0, 20.0):
+                model.set_params(inner_steps=steps, shrinkage=shrinkage)
+                report(f"  served with {steps} steps, shrinkage {shrinkage}", evals, predict)
+
+
+if __name__ == "__main__":
+    main()
