@@ -132,8 +132,8 @@ class NeuralMethod:
         finally:
             model.set_params(inner_steps=steps)
 
-
     def _target(self, ratings: np.ndarray) -> np.ndarray:
+        """Implicit methods learn from who rated what: every rating becomes a 1."""
         return np.ones_like(ratings) if self.implicit else ratings
 
 
