@@ -10,7 +10,9 @@
    ratings per user, meta-trained methods vs the same network trained without meta-learning
    (adapted = fine-tuned with the same steps, and not adapted).
 
-Run: ``python benchmarks/core.py`` (``--quick`` for a small smoke run).
+Run: ``python benchmarks/core.py`` (``--quick`` for a small smoke run; ``--only
+adaptation,training`` for some sections; ``--profile`` for where a batched meta-training step
+spends its time).
 """
 
 from __future__ import annotations
@@ -197,6 +199,32 @@ def bench_training(n_batches: int, rows: list, repeats: int = 3) -> None:
              ("  max |batched - per-user| meta-gradient", f"{diff:.1e}", "")]
 
 
+def profile_training(steps: int = 5) -> None:
+    """``torch.profiler``'s table of one batched Meta-SGD step (the training section's
+    setting), on one thread: which operators the time goes to."""
+    from torch.profiler import profile
+
+    torch.set_num_threads(1)
+    rng, learner, users, items = melu_world(2048, 3000, seed=1)
+    params = [p for p in learner.parameters() if p.requires_grad]
+    ids = rng.choice(2048, PER_STEP, replace=False)
+    make = [(rng.choice(3000, k, replace=False), rng.normal(size=k).astype(np.float32))
+            for k in [20] * PER_STEP + [10] * PER_STEP]
+    support = pad(ids, *zip(*make[:PER_STEP], strict=True))
+    query = pad(ids, *zip(*make[PER_STEP:], strict=True))
+
+    def step():
+        loss = learner.query_loss(users, items, support, query, LOOP)
+        return torch.autograd.grad(loss, params, allow_unused=True)
+
+    for _ in range(3):  # warm-up
+        step()
+    with profile() as prof:
+        for _ in range(steps):
+            step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
 def _split(X: pd.DataFrame, y: np.ndarray, users: np.ndarray, k: int, seed: int):
     frame = X[X.user_id.isin(users)].assign(_y=y[X.user_id.isin(users).to_numpy()])
     frame = frame.sample(frac=1.0, random_state=seed)
@@ -238,15 +266,29 @@ def bench_quality(n_users: int, epochs: int, rows: list, seed: int = 0) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--only", default="adaptation,latency,training,quality",
+                        help="comma-separated sections to run")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one batched meta-training step instead (1 thread)")
     args = parser.parse_args()
     torch.manual_seed(0)
+    if args.profile:
+        profile_training()
+        return
     rows: list = []
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu",
           flush=True)
-    bench_adaptation(128 if args.quick else 2048, rows)
-    bench_latency(rows, 30 if args.quick else 500)
-    bench_training(1 if args.quick else 4, rows)
-    bench_quality(200 if args.quick else 2500, 2 if args.quick else 30, rows)
+    quick = args.quick
+    sections = {
+        "adaptation": lambda: bench_adaptation(128 if quick else 2048, rows),
+        "latency": lambda: bench_latency(rows, 30 if quick else 500),
+        "training": lambda: bench_training(1 if quick else 4, rows),
+        "quality": lambda: bench_quality(200 if quick else 2500, 2 if quick else 30, rows),
+    }
+    for name in args.only.split(","):
+        if name not in sections:
+            parser.error(f"--only: no section {name!r}; choose from {', '.join(sections)}")
+        sections[name]()
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>22}  note")
     for name, value, note in rows:

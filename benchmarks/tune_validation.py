@@ -28,8 +28,10 @@ import pandas as pd
 import torch
 
 from recmeta import MetaRecommender
+from recmeta import metrics as M
 from recmeta.baselines import BiasBaseline, BiasedMF
 from recmeta.datasets import RatingData, load_melu
+from recmeta.evaluate.splits import eligible
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,21 +55,14 @@ def splits(data_dir: Path):
 
 
 def _protocol(rows: pd.DataFrame, seed: int = 0):
-    n = rows.groupby("user_id").size()
-    keep = n[(n >= 13) & (n <= 100)].index
-    rows = rows[rows.user_id.isin(keep)].sample(frac=1, random_state=seed)
+    rows = eligible(rows, 13, 100).sample(frac=1, random_state=seed)
     position = rows.groupby("user_id").cumcount()
     return rows[position < 10], rows[position >= 10]  # query, support
 
 
-def mae(query: pd.DataFrame, pred: np.ndarray) -> float:
-    """MeLU's MAE: per user, then averaged over users."""
-    errors = pd.Series(np.abs(pred - query.rating.to_numpy()))
-    return float(errors.groupby(query.user_id.to_numpy()).mean().mean())
-
-
 def report(name: str, evals: dict, predict) -> None:
-    scores = {k: round(mae(q, predict(q, s)), 4) for k, (q, s) in evals.items()}
+    scores = {k: round(M.mae(q.user_id, q.rating, predict(q, s)), 4)
+              for k, (q, s) in evals.items()}
     print(name, scores, flush=True)
 
 

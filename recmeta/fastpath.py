@@ -25,6 +25,7 @@ from torch.func import functional_call
 from .adaptation import InnerLoop, adapt_one
 from .episodes import with_negatives
 from .exceptions import DataError
+from .meta import rows
 
 __all__ = ["NewUserRecommender"]
 
@@ -136,9 +137,7 @@ class NewUserRecommender:
 
 def _take(items, index: torch.Tensor):
     """Rows ``index`` of item vectors, or of every column of an encoded item table."""
-    if isinstance(items, dict):
-        return {k: v[index] for k, v in items.items()}
-    return items[index]
+    return rows(items, index) if isinstance(items, dict) else items[index]
 
 
 def _first(rows):

@@ -63,13 +63,15 @@ class Trainer:
             histories, sampler, settings, device)
         self.optimizer = torch.optim.Adam(learner.parameter_groups(settings.outer_lr))
         self.generator = torch.Generator(device=device)
+        # no meta-learning: the initialisation learns from every row, whole histories in
+        self.pooled = settings.method == "supervised"
+        self.train_sampler = replace(sampler, full_support=True) if self.pooled else sampler
 
-    def train_step(self, support: Batch, query: Batch, pooled: bool = False) -> float:
-        """One outer update on one batch of users; returns its loss. ``pooled`` trains the
-        initialisation directly on every row (no adaptation), as pre-training does."""
+    def train_step(self, support: Batch, query: Batch) -> float:
+        """One outer update on one batch of users; returns its loss."""
         learner, loop = self.learner, self.settings.loop
         self.optimizer.zero_grad(set_to_none=True)
-        if pooled:
+        if self.pooled:
             loss = learner.pooled_loss(self.users, self.items, [support, query], loop.objective)
         else:
             loss = learner.query_loss(self.users, self.items, support, query, loop)
@@ -99,12 +101,11 @@ class Trainer:
         validation = self._fixed_episodes(validation_users, fixed)
         best_loss, best_state, stale = np.inf, None, 0
         steps = -(-len(train_users) // settings.batch_size)
-        pooled = settings.method == "supervised"
         bar = tqdm(total=settings.max_epochs * steps, desc="meta-training", unit="batch",
                    disable=None if settings.verbose else True, leave=False)
         try:
             for epoch in range(settings.max_epochs):
-                result.train_loss.append(self._epoch(train_users, rng, bar, pooled))
+                result.train_loss.append(self._epoch(train_users, rng, bar))
                 if not validation:
                     continue
                 loss = float(np.mean([self.evaluation_step(s, q) for s, q in validation]))
@@ -129,16 +130,13 @@ class Trainer:
             result.best_epoch = result.n_epochs - 1
         return result
 
-    def _epoch(self, train_users: np.ndarray, rng: np.random.Generator, bar,
-               pooled: bool = False) -> float:
+    def _epoch(self, train_users: np.ndarray, rng: np.random.Generator, bar) -> float:
         order = rng.permutation(train_users)
-        sampler = replace(self.sampler, full_support=True) if pooled else self.sampler
         losses = []
         for start in range(0, len(order), self.settings.batch_size):
             users = order[start : start + self.settings.batch_size]
-            support, query = sampler.sample(self.histories, users, rng)
-            losses.append(self.train_step(support.to(self.device), query.to(self.device),
-                                          pooled))
+            support, query = self.train_sampler.sample(self.histories, users, rng)
+            losses.append(self.train_step(support.to(self.device), query.to(self.device)))
             bar.update(1)
         return float(np.mean(losses))
 

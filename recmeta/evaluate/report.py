@@ -23,6 +23,8 @@ MELU_PAPER = {  # MeLU-5 in the paper's Table 2: MAE, nDCG@1, nDCG@3
     "item_cold_state": (0.9275, 0.7697, 0.8005),
     "user_and_item_cold_state": (0.9235, 0.7752, 0.8008),
 }
+PAPER = "MeLU-5 (paper)"
+PAPER_COLUMN = {"MAE": 0, "nDCG@1": 1, "nDCG@3": 2}  # the metric's place in MELU_PAPER
 STATE_NAMES = {"warm_state": "warm", "user_cold_state": "user cold",
                "item_cold_state": "item cold", "user_and_item_cold_state": "user+item cold"}
 META = ("metasgd", "maml", "fomaml", "metasgd-implicit")  # meta-learned: judged, not rivals
@@ -57,9 +59,9 @@ def melu_table(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
     wide = table(summary, "melu", "ml-1m", metric, MELU_STATES)
     if wide.empty:
         return wide
-    index = {"MAE": 0, "nDCG@1": 1, "nDCG@3": 2}.get(metric)
+    index = PAPER_COLUMN.get(metric)
     if index is not None:
-        wide.loc["MeLU-5 (paper)"] = [f"{MELU_PAPER[s][index]:.4f}" for s in wide.columns]
+        wide.loc[PAPER] = [f"{MELU_PAPER[s][index]:.4f}" for s in wide.columns]
     return wide.rename(columns=STATE_NAMES)
 
 
@@ -110,8 +112,6 @@ def target_tables(found: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return out
 
 
-PAPER = "MeLU-5 (paper)"
-
 
 def _compare(rows: pd.DataFrame, metric: str, rivals) -> list[tuple]:
     lower = metric in LOWER_IS_BETTER
@@ -131,7 +131,7 @@ def _compare(rows: pd.DataFrame, metric: str, rivals) -> list[tuple]:
 
 
 def _against_paper(rows: pd.DataFrame, metric: str) -> list[tuple]:
-    column = {"MAE": 0, "nDCG@1": 1, "nDCG@3": 2}[metric]
+    column = PAPER_COLUMN[metric]
     out = []
     for row in rows[(rows.metric == metric) & rows.method.isin(META)].itertuples():
         ref = MELU_PAPER[row.setting][column]
