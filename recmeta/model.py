@@ -142,6 +142,16 @@ class Body(nn.Module):
     def has_factor(self) -> bool:
         return self.factor is not None
 
+    @property
+    def relu_chain(self) -> tuple[tuple[str, str], ...] | None:
+        """``(weight, bias)`` names of the layers, first to last, when the body is a plain
+        chain of ReLU layers (no dot-product term), for the hand-written inner loop
+        (:func:`recmeta.adaptation.adapt_relu_chain`); ``None`` otherwise."""
+        if self.has_factor:
+            return None
+        names = ["item_in", *(f"layers.{j}" for j in range(len(self.layers))), "out"]
+        return tuple((f"{n}.weight", f"{n}.bias") for n in names)
+
     def solve_factor(self, params: dict, inputs: tuple, target: Tensor, weights: Tensor,
                      ridge: float) -> dict:
         """One user's ``params`` with the factor moved by the ridge solution

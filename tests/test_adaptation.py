@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from recmeta.adaptation import InnerLoop, adapt_reference
+from recmeta.adaptation import InnerLoop, adapt_reference, adapt_relu_chain, adapt_vmap
 from recmeta.episodes import pad
 from recmeta.meta import MetaLearner, as_table
 from recmeta.model import FieldShape, Scorer, ScorerConfig
@@ -163,3 +163,61 @@ def test_first_order_gradient_differs_from_second_order():
     assert abs(second - numeric) <= 1e-6 * max(1.0, abs(numeric))
     # first-order MAML drops the Hessian term: its error is orders of magnitude larger
     assert abs(first - numeric) > 1e-2 * max(1.0, abs(numeric))
+
+
+@pytest.mark.parametrize("hidden", [(8,), (8, 6), (8, 6, 5)])
+@pytest.mark.parametrize("method", ["maml", "fomaml", "metasgd"])
+@pytest.mark.parametrize("objective", ["squared", "binary"])
+@pytest.mark.parametrize("steps", [0, 3])
+def test_hand_written_chain_equals_vmap_of_grad(hidden, method, objective, steps):
+    """The default scorer adapts through :func:`adapt_relu_chain`; the generic ``vmap``
+    path must give the same adapted parameters and the same meta-gradient."""
+    rng, users, items = _world(11, dtype=torch.float64)
+    torch.manual_seed(11)
+    scorer = Scorer(ScorerConfig(FIELDS, embedding_dim=4, hidden=hidden)).double()
+    learner = MetaLearner(scorer, "mlp", inner_lr=0.3, learn_lr=method == "metasgd").double()
+    with torch.no_grad():
+        for p in learner.lr.parameters():
+            p.uniform_(0.05, 0.5)
+    loop = InnerLoop(steps=steps, objective=objective, first_order=method == "fomaml",
+                     shrinkage=2.0)
+    lengths = [int(k) for k in rng.integers(0, 9, size=5)] + [0]
+    user_ids, item_lists, targets = _ragged(rng, 9, 12, lengths)
+    targets = [(t > 0).astype(np.float64) if objective == "binary" else t.astype(np.float64)
+               for t in targets]
+    batch = pad(user_ids, item_lists, targets)
+    batch.target = batch.target.double()
+    chain = learner.adapted.relu_chain
+    assert chain is not None and len(chain) == len(hidden) + 1
+    trainable = [p for p in learner.parameters() if p.requires_grad]
+
+    def run(fn):
+        (item,) = learner.vectors(users, items, batch.users, batch.items)[1:]
+        params, lrs, dims = learner.start(learner.vectors(users, items, batch.users,
+                                                          batch.items)[0])
+        fast = fn(params, lrs, item, dims)
+        # a loss that touches every adapted parameter, so its meta-gradient checks them all
+        loss = sum((p * torch.linspace(-1, 1, p.numel(), dtype=p.dtype).view(p.shape)).sum()
+                   for p in fast.values())
+        grads = torch.autograd.grad(loss, trainable, allow_unused=True)
+        return {n: p.detach() for n, p in fast.items()}, grads
+
+    hand, hand_grads = run(lambda params, lrs, item, dims: adapt_relu_chain(
+        chain, params, lrs, item, batch.target, batch.mask, loop))
+    generic, generic_grads = run(lambda params, lrs, item, dims: adapt_vmap(
+        learner.adapted, params, lrs, (item,), batch.target, batch.mask, loop, param_dims=dims))
+    assert hand.keys() == generic.keys()
+    for name in hand:
+        assert hand[name].shape == generic[name].shape == (len(user_ids), *generic[name].shape[1:])
+        torch.testing.assert_close(hand[name], generic[name], atol=1e-10, rtol=1e-10)
+    for a, b in zip(hand_grads, generic_grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+    if steps:  # the users did move
+        assert not torch.allclose(hand["out.weight"][0], hand["out.weight"][-1])
+
+
+def test_scorer_with_a_factor_takes_the_vmap_path():
+    assert Scorer(ScorerConfig(FIELDS, embedding_dim=4, factors=2)).head.body.relu_chain is None
+    assert Scorer(ScorerConfig(FIELDS, embedding_dim=4)).head.body.relu_chain is not None
