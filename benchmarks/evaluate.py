@@ -9,6 +9,14 @@ folder (``reports/evaluate`` by default). The data comes from ``--data-dir`` or
     python benchmarks/evaluate.py --protocol melu --methods bias,als --seeds 0,1,2
     python benchmarks/evaluate.py --threads 2 --param max_epochs=20
 
+Parts can run as separate processes (one per core) into their own folders, then be merged
+into one report (every split and model is seeded by its seed alone, so a part gives the
+same figures as the whole run would):
+
+    python benchmarks/evaluate.py --protocol melu --out reports/a &
+    python benchmarks/evaluate.py --protocol curves --out reports/b; wait
+    python benchmarks/evaluate.py --merge reports/a reports/b --out reports/evaluate
+
 Torch runs on one thread by default (the machine is shared); ``--threads`` changes it.
 """
 
@@ -23,9 +31,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from recmeta.evaluate.methods import METHODS
+from recmeta.evaluate.protocols import Results
+from recmeta.evaluate.report import write_report
 from recmeta.evaluate.runner import DATASETS, PROTOCOLS, EvaluationConfig, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,11 +57,39 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--train-users", choices=("eligible", "all"), default="eligible")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "evaluate")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="FOLDER",
+                        help="write one report from the metrics.csv and timings.csv of "
+                             "these earlier runs' folders instead of running anything")
     return parser.parse_args(argv)
+
+
+def merge(folders: list[Path], out: Path) -> Path:
+    """One report from the CSV results of runs written to ``folders``."""
+    results = Results()
+    for folder in folders:
+        for name in ("metrics.csv", "timings.csv"):
+            if not (folder / name).is_file():
+                raise SystemExit(f"{folder / name} not found: give folders written by "
+                                 f"benchmarks/evaluate.py --out.")
+        results += Results(pd.read_csv(folder / "metrics.csv"),
+                           pd.read_csv(folder / "timings.csv"))
+    keys = ["protocol", "dataset", "setting", "method", "seed", "metric"]
+    twice = results.metrics.astype({"setting": str}).duplicated(keys)
+    if twice.any():
+        raise SystemExit(f"{int(twice.sum())} results appear in more than one folder (e.g. "
+                         f"{results.metrics[twice].iloc[0].to_dict()}); merge disjoint runs.")
+    notes = "Merged from " + ", ".join(f"`{f}`" for f in folders) + \
+        " (each folder's report.md gives its settings, code version and time)."
+    return write_report(results, out, notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    if args.merge:
+        path = merge(args.merge, args.out)
+        print(path.read_text(encoding="utf-8"))
+        print(f"report: {path}")
+        return 0
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     params = {}

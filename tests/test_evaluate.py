@@ -202,3 +202,25 @@ def test_quick_sample_on_movielens():
                             neural_params={"max_epochs": 1})
     assert set(curves.metrics.dataset) == {"ml-100k"}
     assert curves.metrics.value.notna().all()
+
+
+def test_parts_run_apart_merge_into_the_report_of_the_whole(fake_melu, synthetic, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "evaluate_bench", Path(__file__).resolve().parents[1] / "benchmarks" / "evaluate.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    melu = melu_states(fake_melu, ["bias", "als"], seeds=(0,), n_query=5)
+    curves = support_curves(synthetic, ["bias", "popularity"], seeds=(0,), ks=(0, 3),
+                            n_unrated=10)
+    write_report(melu, tmp_path / "a", plots=False)
+    write_report(curves, tmp_path / "b", plots=False)
+    out = tmp_path / "merged"
+    assert bench.main(["--merge", str(tmp_path / "a"), str(tmp_path / "b"),
+                       "--out", str(out)]) == 0
+    whole = write_report(melu + curves, tmp_path / "whole").read_text()
+    merged = (out / "report.md").read_text()
+    assert merged.split("## ")[1:] == whole.split("## ")[1:]  # every table, notes aside
+    with pytest.raises(SystemExit, match="more than one folder"):
+        bench.main(["--merge", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(out)])
