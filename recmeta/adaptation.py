@@ -30,7 +30,8 @@ from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
 
 Params = dict[str, Tensor]
-OBJECTIVES = ("squared", "binary")
+OBJECTIVES = ("squared", "binary")  # what the inner steps descend
+META_LOSSES = ("squared", "absolute")  # what meta-training may score ratings by
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,12 @@ class InnerLoop:
 
 
 def pointwise_loss(pred: Tensor, target: Tensor, objective: str) -> Tensor:
-    """Per-row loss: ``(pred - y)^2`` for ratings, logistic loss on logits for 0/1 feedback."""
+    """Per-row loss: ``(pred - y)^2`` for ratings (``|pred - y|`` for ``"absolute"``, a
+    meta-loss only), logistic loss on logits for 0/1 feedback."""
     if objective == "squared":
         return (pred - target) ** 2
+    if objective == "absolute":
+        return (pred - target).abs()
     return F.binary_cross_entropy_with_logits(pred, target, reduction="none")
 
 

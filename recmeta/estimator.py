@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _params as P
-from .adaptation import InnerLoop
+from .adaptation import META_LOSSES, InnerLoop
 from .adapted import AdaptedUsers, Request
 from .catalog import EntityTable, raw_side
 from .episodes import EpisodeSampler, Histories
@@ -93,6 +93,14 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
     objective : {"auto", "squared", "binary"}, default="auto"
         Squared error on ratings, or logistic loss on 0/1 feedback with sampled negatives.
         "auto" picks "binary" when ``y`` holds only 0 and 1.
+    meta_loss : {"auto", "absolute", "squared"}, default="auto"
+        What meta-training scores each user's held-out ratings by, after adapting on the
+        rest, and what early stopping watches; the inner steps always descend squared error.
+        "absolute" trains for mean absolute error (MAE): the adapted model predicts a
+        typical rating of the user rather than the mean, which lowers MAE and raises RMSE;
+        "squared" trains for RMSE. "auto" is "absolute" for ratings, chosen on validation
+        users carved from MeLU's warm state (``benchmarks/tune_validation.py``). With 0/1
+        feedback meta-training uses the logistic loss and only "auto" is accepted.
     negatives : int, default=4
         Random unseen items per positive, with target 0, for the binary objective.
     embedding_dim : int, default=32
@@ -158,6 +166,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         "inner_steps": P.Interval(int, 0), "inner_lr": P.Interval(float, 0.0),
         "shrinkage": P.Interval(float, 0.0),
         "objective": P.Options(("auto", "squared", "binary")),
+        "meta_loss": P.Options(("auto", *META_LOSSES)),
         "negatives": P.Interval(int, 0), "embedding_dim": P.Interval(int, 1),
         "hidden": P.Widths(), "factors": P.Interval(int, 0),
         "factor_ridge": P.Interval(float, 0.0), "max_history": P.Interval(int, 1),
@@ -171,7 +180,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                  user_features="auto", item_features="auto", feature_kinds=None,
                  use_item_ids=True, id_dropout=0.1, min_frequency=2, method="metasgd",
                  adapted="mlp", inner_steps=5,
-                 inner_lr=0.1, shrinkage=10.0, objective="auto", negatives=4, embedding_dim=32,
+                 inner_lr=0.1, shrinkage=10.0, objective="auto", meta_loss="auto", negatives=4,
+                 embedding_dim=32,
                  hidden=(64, 64), factors=0, factor_ridge=1.0, max_history=100, query_size=10,
                  batch_size=64,
                  outer_lr=1e-3, max_epochs=30, patience=3, validation_fraction=0.1,
@@ -191,6 +201,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         self.inner_lr = inner_lr
         self.shrinkage = shrinkage
         self.objective = objective
+        self.meta_loss = meta_loss
         self.negatives = negatives
         self.embedding_dim = embedding_dim
         self.hidden = hidden
@@ -310,6 +321,18 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                     p.fill_(self.inner_lr)
         return self._loop(self.objective_)
 
+    def _meta_loss(self, objective: str) -> str:
+        """What meta-training scores query rows by (and early-stops on): for ratings,
+        ``meta_loss`` ("auto": absolute error); for 0/1 feedback, the logistic loss."""
+        if objective == "binary":
+            if self.meta_loss != "auto":
+                raise P.InvalidParameterError(
+                    f"meta_loss={self.meta_loss!r} applies to ratings, but y holds 0/1 "
+                    f"feedback (objective 'binary'), which meta-training scores by the "
+                    f"logistic loss; leave meta_loss='auto'.")
+            return "binary"
+        return "absolute" if self.meta_loss == "auto" else self.meta_loss
+
     def _loop(self, objective: str) -> InnerLoop:
         return InnerLoop(self.inner_steps, objective, first_order=self.method == "fomaml",
                          shrinkage=self.shrinkage, ridge=self.factor_ridge)
@@ -323,9 +346,9 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         train = np.setdiff1d(np.arange(n_users), validation)
         sampler = EpisodeSampler(self.max_history, self.query_size,
                                  self.negatives if objective == "binary" else 0, len(items))
-        settings = TrainSettings(self._loop(objective), self.method, self.outer_lr,
-                                 self.batch_size, self.max_epochs, self.patience,
-                                 verbose=self.verbose)
+        settings = TrainSettings(self._loop(objective), self.method, self._meta_loss(objective),
+                                 self.outer_lr, self.batch_size, self.max_epochs,
+                                 self.patience, verbose=self.verbose)
         trainer = Trainer(learner, users.tensors(device), items.tensors(device),
                           histories, sampler, settings, device)
         if self.verbose >= 2:

@@ -170,8 +170,9 @@ class MetaLearner(nn.Module):
             return self.scorer.item(items)
 
     def query_loss(self, users: Table, items: Table, support: Batch, query: Batch,
-                   loop: InnerLoop) -> Tensor:
-        """Mean over users of the query loss after adapting on the support set."""
+                   loop: InnerLoop, loss: str | None = None) -> Tensor:
+        """Mean over users of the query loss after adapting on the support set: ``loss``
+        (see :func:`~recmeta.adaptation.pointwise_loss`), by default the inner objective."""
         if self.adapt_all:
             fast = self.adapt(users, items, support, loop)
             pred = self.score(users, items, fast, query.users, query.items)
@@ -183,7 +184,7 @@ class MetaLearner(nn.Module):
             fast = adapt(self.adapted, params, lrs, (item[:, :width],), support.target,
                          support.mask, loop, param_dims=dims)
             pred = score(self.adapted, fast, (item[:, width:],))
-        return masked_loss(pred, query.target, query.mask, loop.objective).mean()
+        return masked_loss(pred, query.target, query.mask, loss or loop.objective).mean()
 
     def pooled_loss(self, users: Table, items: Table, batches: list[Batch],
                     objective: str) -> Tensor:

@@ -32,6 +32,7 @@ class TrainSettings:
 
     loop: InnerLoop
     method: str = "maml"
+    meta_loss: str | None = None  # the loss on query rows; None: the inner objective
     outer_lr: float = 1e-3
     batch_size: int = 32
     max_epochs: int = 30
@@ -72,9 +73,11 @@ class Trainer:
         learner, loop = self.learner, self.settings.loop
         self.optimizer.zero_grad(set_to_none=True)
         if self.pooled:
-            loss = learner.pooled_loss(self.users, self.items, [support, query], loop.objective)
+            loss = learner.pooled_loss(self.users, self.items, [support, query],
+                                       self.settings.meta_loss or loop.objective)
         else:
-            loss = learner.query_loss(self.users, self.items, support, query, loop)
+            loss = learner.query_loss(self.users, self.items, support, query, loop,
+                                      self.settings.meta_loss)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(learner.parameters(), self.settings.clip_norm)
         self.optimizer.step()
@@ -86,7 +89,7 @@ class Trainer:
         try:
             with torch.no_grad():
                 loss = self.learner.query_loss(self.users, self.items, support, query,
-                                               self.settings.loop)
+                                               self.settings.loop, self.settings.meta_loss)
         finally:
             self.learner.train()
         return float(loss)

@@ -221,3 +221,23 @@ def test_hand_written_chain_equals_vmap_of_grad(hidden, method, objective, steps
 def test_scorer_with_a_factor_takes_the_vmap_path():
     assert Scorer(ScorerConfig(FIELDS, embedding_dim=4, factors=2)).head.body.relu_chain is None
     assert Scorer(ScorerConfig(FIELDS, embedding_dim=4)).head.body.relu_chain is not None
+
+
+@pytest.mark.parametrize("loss", ["absolute", "squared"])
+def test_query_loss_scores_adapted_predictions_by_the_meta_loss(loss):
+    """The meta-loss on query rows after adapting, against a per-user reference."""
+    users, items, learner, support, query = _meta_setup("mlp", True)
+    loop = InnerLoop(steps=3)
+    got = learner.query_loss(users, items, support, query, loop, loss)
+    per_user = []
+    for b, user in enumerate(support.users):
+        n_s = int(support.mask[b].sum())
+        slow = adapt_reference(learner.reference, learner.reference_params(),
+                               learner.reference_lrs(),
+                               learner.vectors(users, items, user, support.items[b, :n_s]),
+                               support.target[b, :n_s], loop)
+        pred = functional_call(learner.reference, slow,
+                               learner.vectors(users, items, user, query.items[b]))
+        error = pred - query.target[b]
+        per_user.append(error.abs().mean() if loss == "absolute" else (error**2).mean())
+    torch.testing.assert_close(got, torch.stack(per_user).mean())

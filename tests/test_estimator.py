@@ -233,3 +233,26 @@ def test_fixed_inner_rate_can_be_changed_after_fit(data):
     model.set_params(inner_steps=0)
     np.testing.assert_allclose(frozen, model.predict(rows), rtol=1e-6)
     assert not np.allclose(before, frozen)
+
+
+def test_meta_loss_reaches_the_trainer_and_binary_feedback_refuses_one(data, monkeypatch):
+    from recmeta import training
+
+    seen = []
+    init = training.Trainer.__init__
+
+    def spy(self, learner, users, items, histories, sampler, settings, device):
+        seen.append(settings.meta_loss)
+        init(self, learner, users, items, histories, sampler, settings, device)
+
+    monkeypatch.setattr(training.Trainer, "__init__", spy)
+    small = {**FAST, "max_epochs": 1}
+    MetaRecommender(**small).fit(data.X, data.y)
+    MetaRecommender(**small, meta_loss="squared").fit(data.X, data.y)
+    clicks = make_synthetic(n_users=60, n_items=40, implicit=True, random_state=2)
+    MetaRecommender(**small).fit(clicks.X, clicks.y)
+    assert seen == ["absolute", "squared", "binary"]
+    with pytest.raises(InvalidParameterError, match="meta_loss='absolute' applies to ratings"):
+        MetaRecommender(**small, meta_loss="absolute").fit(clicks.X, clicks.y)
+    with pytest.raises(InvalidParameterError, match="'meta_loss'"):
+        MetaRecommender(**small, meta_loss="huber").fit(data.X, data.y)
