@@ -217,8 +217,10 @@ def adapt_relu_chain(
         out = z.squeeze(-1)
         if loop.objective == "squared":  # d/dpred of weights * loss, per row
             d = 2.0 * weights * (out - target)
-        else:
+        elif loop.objective == "binary":
             d = weights * (torch.sigmoid(out) - target)
+        else:
+            raise ValueError(f"inner objective {loop.objective!r}: choose from {OBJECTIVES}")
         d = d.unsqueeze(-1)  # [B, L, 1]
         grads = {}
         for j in range(len(chain) - 1, -1, -1):

@@ -96,8 +96,9 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
     meta_loss : {"auto", "absolute", "squared"}, default="auto"
         What meta-training scores each user's held-out ratings by, after adapting on the
         rest, and what early stopping watches; the inner steps always descend squared error.
-        "absolute" trains for mean absolute error (MAE): the adapted model predicts a
-        typical rating of the user rather than the mean, which lowers MAE and raises RMSE;
+        "absolute" trains for mean absolute error (MAE): adapted predictions move toward
+        the median of what a user would rate an item rather than the mean, which lowers MAE
+        and raises RMSE;
         "squared" trains for RMSE. "auto" is "absolute" for ratings, chosen on validation
         users carved from MeLU's warm state (``benchmarks/tune_validation.py``). With 0/1
         feedback meta-training uses the logistic loss and only "auto" is accepted.
