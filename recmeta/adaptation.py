@@ -186,6 +186,17 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return F.linear(x, weight) + bias
 
 
+def _chain_forward(chain: tuple[tuple[str, str], ...], params: Params, x: Tensor):
+    """The chain's output ``[B, L]``, each layer's input and each hidden pre-activation."""
+    inputs, pre = [x], []
+    for j, (w, b) in enumerate(chain):
+        z = _linear(inputs[-1], params[w], params[b])
+        if j < len(chain) - 1:
+            pre.append(z)
+            inputs.append(F.relu(z))
+    return z.squeeze(-1), inputs, pre
+
+
 def adapt_relu_chain(
     chain: tuple[tuple[str, str], ...],
     params: Params,
@@ -208,13 +219,7 @@ def adapt_relu_chain(
     weights = row_weights(mask, loop.shrinkage)
     fast = params
     for _ in range(loop.steps):
-        inputs, pre = [x], []
-        for j, (w, b) in enumerate(chain):
-            z = _linear(inputs[-1], fast[w], fast[b])
-            if j < len(chain) - 1:
-                pre.append(z)
-                inputs.append(F.relu(z))
-        out = z.squeeze(-1)
+        out, inputs, pre = _chain_forward(chain, fast, x)
         if loop.objective == "squared":  # d/dpred of weights * loss, per row
             d = 2.0 * weights * (out - target)
         elif loop.objective == "binary":
@@ -245,6 +250,12 @@ def score(module: nn.Module, fast: Params, inputs: tuple, in_dims: tuple | None 
     ``in_dims`` marks inputs shared by every user (``None``), such as a candidate catalogue.
     """
     dims = in_dims if in_dims is not None else tuple(0 for _ in inputs)
+    chain = getattr(module, "relu_chain", None)
+    if chain is not None and len(inputs) == 1:  # the default scorer: batched products
+        (x,) = inputs
+        if dims[0] is None:  # one candidate list for every user
+            x = x.expand(len(fast[chain[0][0]]), *x.shape)
+        return _chain_forward(chain, fast, x)[0]
     return vmap(partial(functional_call, module), in_dims=(0, dims))(fast, inputs)
 
 

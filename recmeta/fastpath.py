@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch.func import functional_call
 
-from .adaptation import InnerLoop, adapt_one
+from .adaptation import InnerLoop, adapt, adapt_one, score
 from .episodes import with_negatives
 from .exceptions import DataError
 from .meta import rows
@@ -126,13 +126,11 @@ class NewUserRecommender:
                                  learner.reference_lrs(), (u, _take(self._all_items, support)),
                                  target.float(), mask)
                 return functional_call(learner.scorer, fast, (u, self._cand_items))
+            # a batch of one user: the default scorer's hand-written inner loop
             params, lrs, dims = learner.start(learner.scorer.user(user_rows))
-            for name, dim in dims.items():  # the per-user entries, for this one user
-                if dim == 0:
-                    params[name], lrs[name] = params[name][0], lrs[name][0]
-            fast = adapt_one(learner.adapted, self.loop, params, lrs,
-                             (self._all_items[support],), target.float(), mask)
-            return functional_call(learner.adapted, fast, (self._cand_items,))
+            fast = adapt(learner.adapted, params, lrs, (self._all_items[support][None],),
+                         target.float()[None], mask[None], self.loop, param_dims=dims)
+            return score(learner.adapted, fast, (self._cand_items,), in_dims=(None,))[0]
 
 
 def _take(items, index: torch.Tensor):
