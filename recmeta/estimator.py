@@ -100,7 +100,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         adapted predictions move toward the median of what a user would rate an item rather
         than the mean, which lowers MAE and raises RMSE. "auto" is "squared" for ratings.
         On validation users carved from MeLU's warm state (``benchmarks/tune_validation.py``)
-        "absolute" lowered MAE by 0.01 to 0.026, but in one of three seeds of MeLU's
+        "absolute" lowered MAE by 0.007 to 0.026, but in one of three seeds of MeLU's
         protocol its validation loss stayed flat while training improved, so early stopping
         kept the epoch-2 model; watch ``validation_loss_curve_`` when you use it. With 0/1
         feedback meta-training uses the logistic loss and only "auto" is accepted.
