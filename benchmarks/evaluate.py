@@ -86,10 +86,7 @@ def merge(folders: list[Path], out: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     if args.merge:
-        path = merge(args.merge, args.out)
-        print(path.read_text(encoding="utf-8"))
-        print(f"report: {path}")
-        return 0
+        return _show(merge(args.merge, args.out))
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     params = {}
@@ -104,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         train_users=args.train_users, out=args.out,
         notes=f"torch threads: {args.threads}; code: {_code_version()}.")
     _, path = run(config, progress=print)
+    return _show(path)
+
+
+def _show(path: Path) -> int:
+    """Print the report and where it is; the exit status."""
     print(path.read_text(encoding="utf-8"))
     print(f"report: {path}")
     return 0

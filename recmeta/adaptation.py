@@ -172,8 +172,8 @@ def adapt_vmap(
     fn = partial(adapt_one, module, loop)
     dims = in_dims if in_dims is not None else tuple(0 for _ in inputs)
     # vmap expands unbatched outputs, so with zero steps every user gets a copy of params
-    shared = param_dims if param_dims is not None else None
-    return vmap(fn, in_dims=(shared, shared, dims, 0, 0))(params, lrs, inputs, target, mask)
+    return vmap(fn, in_dims=(param_dims, param_dims, dims, 0, 0))(params, lrs, inputs, target,
+                                                                  mask)
 
 
 def _linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -186,14 +186,18 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return F.linear(x, weight) + bias
 
 
-def _chain_forward(chain: tuple[tuple[str, str], ...], params: Params, x: Tensor):
-    """The chain's output ``[B, L]``, each layer's input and each hidden pre-activation."""
-    inputs, pre = [x], []
+def _chain_forward(chain: tuple[tuple[str, str], ...], params: Params, x: Tensor,
+                   keep: bool = True):
+    """The chain's output ``[B, L]``, and with ``keep`` each layer's input and each hidden
+    pre-activation (the backward pass needs them; scoring does not, so it lets them go)."""
+    inputs, pre, h = [x], [], x
     for j, (w, b) in enumerate(chain):
-        z = _linear(inputs[-1], params[w], params[b])
+        z = _linear(h, params[w], params[b])
         if j < len(chain) - 1:
-            pre.append(z)
-            inputs.append(F.relu(z))
+            h = F.relu(z)
+            if keep:
+                pre.append(z)
+                inputs.append(h)
     return z.squeeze(-1), inputs, pre
 
 
@@ -255,7 +259,7 @@ def score(module: nn.Module, fast: Params, inputs: tuple, in_dims: tuple | None 
         (x,) = inputs
         if dims[0] is None:  # one candidate list for every user
             x = x.expand(len(fast[chain[0][0]]), *x.shape)
-        return _chain_forward(chain, fast, x)[0]
+        return _chain_forward(chain, fast, x, keep=False)[0]
     return vmap(partial(functional_call, module), in_dims=(0, dims))(fast, inputs)
 
 
