@@ -98,6 +98,7 @@ def main() -> None:
                              support.rating.to_numpy())
 
     report(f"{args.params} ({fitted})", evals, predict)
+    print("  validation loss by epoch:", [round(v, 4) for v in model.validation_loss_curve_])
     if args.serve:
         for steps in (5, 8, 12):
             for shrinkage in (5.0, 10.0, 20.0):

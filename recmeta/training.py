@@ -3,7 +3,8 @@
 Each step samples a batch of training users, splits each history into support and query,
 adapts on the support sets (the inner loop) and updates the initialisation, and for
 Meta-SGD the inner learning rates, on the query loss. After every epoch the validation
-users, carved from the training users, are adapted and scored the same way; training stops
+users, carved from the training users, are adapted and scored the same way (each with a
+support set of random size and with its whole history); training stops
 when their query loss has not improved for ``patience`` epochs and the best state is kept.
 
 This module imports torch, numpy and tqdm only.
@@ -144,7 +145,12 @@ class Trainer:
         return float(np.mean(losses))
 
     def _fixed_episodes(self, users: np.ndarray, rng: np.random.Generator) -> list:
+        """The validation episodes, drawn once: each validation user twice, once with a
+        support set of random size (as training draws them: new users, short histories) and
+        once with the whole history as support (as serving and the nightly job adapt), so
+        early stopping watches both uses."""
         batch = max(self.settings.batch_size, 256)
         return [tuple(b.to(self.device) for b in
-                      self.sampler.sample(self.histories, users[i : i + batch], rng))
+                      sampler.sample(self.histories, users[i : i + batch], rng))
+                for sampler in (self.sampler, replace(self.sampler, full_support=True))
                 for i in range(0, len(users), batch)]

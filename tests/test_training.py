@@ -1,0 +1,43 @@
+"""The outer loop's validation episodes: each validation user with a short and a full support."""
+
+import numpy as np
+import torch
+
+from recmeta.adaptation import InnerLoop
+from recmeta.episodes import EpisodeSampler, Histories
+from recmeta.training import Trainer, TrainSettings
+
+
+def _trainer(histories, sampler, batch_size=4):
+    trainer = object.__new__(Trainer)  # _fixed_episodes needs no model
+    trainer.histories, trainer.sampler, trainer.device = histories, sampler, torch.device("cpu")
+    trainer.settings = TrainSettings(InnerLoop(), batch_size=batch_size)
+    return trainer
+
+
+def test_validation_scores_each_user_with_a_random_and_with_its_whole_support():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(4, 40, size=300)
+    users = np.repeat(np.arange(len(lengths)), lengths)
+    items = np.concatenate([rng.permutation(100)[:n] for n in lengths])
+    histories = Histories.from_arrays(users, items, rng.random(len(items)), len(lengths))
+    sampler = EpisodeSampler(max_support=25, query_size=3)
+    validation = np.arange(0, 300, 2)
+
+    episodes = _trainer(histories, sampler)._fixed_episodes(validation, rng)
+
+    short, full = episodes[: len(episodes) // 2], episodes[len(episodes) // 2 :]
+    for part in (short, full):
+        assert np.concatenate([s.users.numpy() for s, _ in part]).tolist() == validation.tolist()
+    for support, query in full:
+        for row, user in enumerate(support.users.numpy()):
+            n = lengths[user]
+            n_query = min(3, n // 2)
+            assert query.mask[row].sum() == n_query
+            assert support.mask[row].sum() == min(25, n - n_query)
+            held = set(support.items[row][support.mask[row] > 0].tolist())
+            asked = set(query.items[row][query.mask[row] > 0].tolist())
+            assert not held & asked and held | asked <= set(histories.of(user)[0].tolist())
+    sizes = np.concatenate([s.mask.sum(1).numpy() for s, _ in short])
+    caps = np.minimum(25, lengths[validation] - np.minimum(3, lengths[validation] // 2))
+    assert (sizes <= caps).all() and (sizes < caps).mean() > 0.5  # drawn, not all full
