@@ -14,12 +14,25 @@
 Run: ``python benchmarks/core.py`` (``--quick`` for a small smoke run; ``--only
 adaptation,training`` for some sections; ``--profile`` for where a batched meta-training step
 spends its time).
+
+``--device cuda`` puts the CPU and the GPU side by side in one run, with GPU/CPU ratios in
+the notes (the per-user reference loops, CPU-only comparisons, are left out): batched
+adapt+score of the same users on both (the GPU's scores checked against the CPU's, within
+1e-4), and on the GPU with the CPU's cap of 128 users per chunk beside the library's larger
+GPU chunks; one fitted model's new-user fast path and
+``adapt().recommend()`` on both; the batched meta-training step at 64 and 512 users per
+step on both (meta-gradients checked), and a whole ``fit`` on both. Quality fits on the GPU
+only. Without a GPU it exits with a message.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import sys
+import tempfile
 import time
+import traceback
 from unittest.mock import patch
 
 import numpy as np
@@ -27,7 +40,7 @@ import pandas as pd
 import torch
 from torch.func import functional_call
 
-from recmeta import MetaRecommender, make_synthetic, meta
+from recmeta import MetaRecommender, make_synthetic, meta, serving
 from recmeta.adaptation import InnerLoop, adapt_reference, adapt_vmap, masked_loss
 from recmeta.episodes import pad
 from recmeta.fastpath import NewUserRecommender
@@ -72,13 +85,18 @@ def _reference_scores(learner, users, items, user, s_items, s_target, q_items, l
     return out.detach().numpy()
 
 
-def bench_adaptation(n_users: int, rows: list, repeats: int = 3) -> None:
+def adaptation_case(n_users: int):
+    """The adaptation section's users: 20 support items each, 100 items scored each."""
     rng, learner, users, items = melu_world(n_users, 3000)
-    loop = LOOP
     support = [(rng.choice(3000, 20, replace=False), rng.normal(size=20).astype(np.float32))
                for _ in range(n_users)]
     scored = [rng.choice(3000, 100, replace=False) for _ in range(n_users)]
-    ids = np.arange(n_users)
+    return learner, users, items, np.arange(n_users), support, scored
+
+
+def bench_adaptation(n_users: int, rows: list, repeats: int = 3) -> None:
+    learner, users, items, ids, support, scored = adaptation_case(n_users)
+    loop = LOOP
     # warm both paths up (first calls allocate and trace), then time
     adapt_and_score(learner, users, items, ids[:256], support[:256], scored[:256], loop)
     for u in range(8):
@@ -118,7 +136,8 @@ def bench_adaptation(n_users: int, rows: list, repeats: int = 3) -> None:
 
 def bench_latency(rows: list, repeats: int) -> None:
     data = make_synthetic(n_users=400, n_items=1000, ratings_per_user=(20, 60), random_state=0)
-    model = MetaRecommender(max_epochs=1, random_state=0, verbose=0).fit(data.X, data.y)
+    model = MetaRecommender(max_epochs=1, random_state=0, verbose=0, device="cpu").fit(
+        data.X, data.y)
     known = model.items_.ids.to_numpy()
     rng = np.random.default_rng(1)
     fast = NewUserRecommender(model)
@@ -149,16 +168,23 @@ def bench_latency(rows: list, repeats: int) -> None:
                  f"p50 {p50:.1f} ms", f"p99 {p99:.1f} ms"))
 
 
+def training_batches(rng, n_batches: int, per_step: int = PER_STEP) -> list:
+    """Meta-training episodes of the training section: ``per_step`` users of 2,048 each,
+    20 support and 10 query items per user."""
+    batches = []
+    for _ in range(n_batches):
+        ids = rng.choice(2048, per_step, replace=False)
+        make = [(rng.choice(3000, k, replace=False), rng.normal(size=k).astype(np.float32))
+                for k in [20] * per_step + [10] * per_step]
+        batches.append((pad(ids, *zip(*make[:per_step], strict=True)),
+                        pad(ids, *zip(*make[per_step:], strict=True))))
+    return batches
+
+
 def bench_training(n_batches: int, rows: list, repeats: int = 3) -> None:
     rng, learner, users, items = melu_world(2048, 3000, seed=1)
     loop, params = LOOP, [p for p in learner.parameters() if p.requires_grad]
-    batches = []
-    for _ in range(n_batches):
-        ids = rng.choice(2048, PER_STEP, replace=False)
-        make = [(rng.choice(3000, k, replace=False), rng.normal(size=k).astype(np.float32))
-                for k in [20] * PER_STEP + [10] * PER_STEP]
-        batches.append((pad(ids, *zip(*make[:PER_STEP], strict=True)),
-                        pad(ids, *zip(*make[PER_STEP:], strict=True))))
+    batches = training_batches(rng, n_batches)
 
     def batched_grads(support, query):
         return torch.autograd.grad(learner.query_loss(users, items, support, query, loop),
@@ -208,6 +234,218 @@ def bench_training(n_batches: int, rows: list, repeats: int = 3) -> None:
               f"{ups['batched'] / ups['vmap']:.2f}x faster, max diff {diff['vmap']:.1e}")]
 
 
+# ------------------------------------------------------- the CPU and a GPU side by side
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, repeats: int, device: torch.device):
+    """``fn()``'s last result and its median wall time over ``repeats`` calls, the device
+    synchronised before and after each (call it once beforehand to warm up)."""
+    times, out = [], None
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        out = fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return out, float(np.median(times))
+
+
+def _moved(learner: MetaLearner, tables: tuple, device: torch.device):
+    """A copy of ``learner`` and of the encoded ``tables`` on ``device``."""
+    return (copy.deepcopy(learner).to(device),
+            *({k: v.to(device) for k, v in table.items()} for table in tables))
+
+
+def bench_adaptation_device(n_users: int, rows: list, device: torch.device,
+                            repeats: int = 3) -> None:
+    """Batched adapt+score of the same users on the CPU and on ``device``, scores compared."""
+    cpu = torch.device("cpu")
+    learner, users, items, ids, support, scored = adaptation_case(n_users)
+    on_gpu = _moved(learner, (users, items), device)
+
+    def run(model, u, i, who=ids):
+        return adapt_and_score(model, u, i, who, [support[k] for k in who],
+                               [scored[k] for k in who], LOOP)
+
+    run(learner, users, items, ids[:256])  # warm-up: first calls allocate, load kernels
+    run(*on_gpu, ids[:256])
+    at_cpu, t_cpu = _timed(lambda: run(learner, users, items), repeats, cpu)
+    at_gpu, t_gpu = _timed(lambda: run(*on_gpu), repeats, device)
+    # on a GPU the library's chunks are bounded by serving.BUDGET only; the same call with
+    # the CPU's cap of serving.CHUNK users beside it
+    big, sized = serving.chunk_size(on_gpu[0], 100), serving.chunk_size
+    with patch.object(serving, "chunk_size", lambda *a: min(sized(*a), serving.CHUNK)):
+        run(*on_gpu)
+        at_small, t_small = _timed(lambda: run(*on_gpu), repeats, device)
+    diffs = np.asarray([max(float(np.abs(a - b).max()), float(np.abs(a - c).max()))
+                        for a, b, c in zip(at_cpu, at_gpu, at_small, strict=True)])
+    # as against the reference: a pre-activation within rounding of 0 can fall on either
+    # side of a ReLU in the two devices' summation orders; recompute such users in float64
+    odd = np.flatnonzero(diffs > 1e-4)
+    diff64 = 0.0
+    if len(odd):
+        for model in (learner, on_gpu[0]):
+            model.double()
+        for table in (users, items, *on_gpu[1:]):
+            for k, v in table.items():
+                if v.is_floating_point():
+                    table[k] = v.double()
+        again = run(learner, users, items, odd), run(*on_gpu, odd)
+        diff64 = max(float(np.abs(a - b).max()) for a, b in zip(*again, strict=True))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+    label = f"adapt+score {n_users} users (5 steps, Meta-SGD, MeLU size), batched"
+    rows += [(f"{label}: cpu, median of {repeats}", f"{t_cpu:.3f} s", ""),
+             (f"{label}: {device.type} ({name}), chunks of {big} users (the library's)",
+              f"{t_gpu:.3f} s", f"{t_cpu / t_gpu:.2f}x the CPU (GPU/CPU speed)"),
+             (f"{label}: {device.type}, chunks of {serving.CHUNK} users (the CPU's cap)",
+              f"{t_small:.3f} s", f"{t_cpu / t_small:.2f}x the CPU"),
+             (f"  users whose 100 {device.type} scores match the CPU's within 1e-4 (float32)",
+              f"{n_users - len(odd)} / {n_users}",
+              f"max diff {diffs.max():.1e}: {'PASS' if not len(odd) else 'see float64'}"),
+             ("  the others, recomputed in float64 on both: max |gpu - cpu|",
+              f"{diff64:.1e}" if len(odd) else "none",
+              ("PASS" if diff64 < 1e-9 else "FAIL (> 1e-9)") if len(odd) else "")]
+
+
+def bench_latency_device(rows: list, repeats: int, device: torch.device) -> None:
+    """One fitted model served on the CPU and on ``device``: the new-user fast path and
+    ``adapt(frame).recommend()``, the same requests on both."""
+    data = make_synthetic(n_users=400, n_items=1000, ratings_per_user=(20, 60), random_state=0)
+    model = MetaRecommender(max_epochs=1, random_state=0, verbose=0, device="cpu").fit(
+        data.X, data.y)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(tmp)
+        models = {"cpu": model, "dev": MetaRecommender.load(tmp, device=str(device))}
+    known = model.items_.ids.to_numpy()
+    catalog = data.items.set_index("item_id")
+    tops = {}
+    for side, m in models.items():
+        fast, rng = NewUserRecommender(m), np.random.default_rng(1)
+        for _ in range(5):  # warm-up
+            fast.recommend(known[:20], np.full(20, 4), {"gender": "F"}, n=10)
+        times, tops[side] = [], []
+        for _ in range(repeats):
+            items, ratings = rng.choice(known, 20, replace=False), rng.integers(1, 6, 20)
+            t0 = time.perf_counter()  # recommend() ends on the CPU: it waits for the device
+            top = fast.recommend(items, ratings, {"gender": "F", "age": "25-34"}, n=10)
+            times.append(time.perf_counter() - t0)
+            tops[side].append(top)
+        p50, p99 = np.percentile(times, [50, 99]) * 1000
+        where = "cpu" if side == "cpu" else device.type
+        rows.append((f"new user, 20 items, 5 steps, {len(known)} candidates: fast path, "
+                     f"{where}", f"p50 {p50:.1f} ms", f"p99 {p99:.1f} ms"))
+        times = []
+        for _ in range(max(repeats // 5, 10)):
+            items, ratings = rng.choice(known, 20, replace=False), rng.integers(1, 6, 20)
+            history = catalog.loc[items].reset_index().assign(
+                user_id="new", gender="F", age="25-34", occupation="artist")
+            t0 = time.perf_counter()
+            m.adapt(history, ratings.astype(float)).recommend(n=10)
+            times.append(time.perf_counter() - t0)
+        p50, p99 = np.percentile(times, [50, 99]) * 1000
+        rows.append((f"  same through adapt(frame).recommend(), {where}", f"p50 {p50:.1f} ms",
+                     f"p99 {p99:.1f} ms"))
+    same = [[r["item_id"] for r in a] == [r["item_id"] for r in b]
+            for a, b in zip(tops["cpu"], tops["dev"], strict=True)]
+    gap = max(abs(x["score"] - y["score"]) for a, b in zip(tops["cpu"], tops["dev"],
+                                                            strict=True)
+              for x, y in zip(a, b, strict=True))
+    rows.append((f"  fast path: same top 10 on cpu and {device.type}",
+                 f"{sum(same)} / {len(same)} requests",
+                 f"max |score diff| {gap:.1e}, rank by rank (ratings scale)"))
+
+
+def bench_training_device(n_batches: int, rows: list, device: torch.device,
+                          repeats: int = 3) -> None:
+    """Meta-gradients of the batched step (the training section's) on the CPU and on
+    ``device``, at the estimator's 64 users per step and at 512; then a whole fit."""
+    cpu = torch.device("cpu")
+    rng, learner, users, items = melu_world(2048, 3000, seed=1)
+    sides = {"cpu": (learner, users, items), "dev": _moved(learner, (users, items), device)}
+
+    def grads_of(model, u, i, batches):
+        params = [p for p in model.parameters() if p.requires_grad]
+        return [torch.autograd.grad(model.query_loss(u, i, s, q, LOOP), params,
+                                    allow_unused=True) for s, q in batches]
+
+    label = "meta-training, Meta-SGD (2nd order, 5 steps), batched"
+    for per_step in (PER_STEP, 512):
+        batches = training_batches(rng, n_batches, per_step)
+        on = {"cpu": batches, "dev": [(s.to(device), q.to(device)) for s, q in batches]}
+        runs = {side: (lambda side=side, on=on: grads_of(*sides[side], on[side]))
+                for side in sides}
+        if per_step == PER_STEP:  # the generic vmap(grad) inner loop, on the device
+
+            def vmap_run(on=on):
+                with patch.object(meta, "adapt", adapt_vmap):
+                    return grads_of(*sides["dev"], on["dev"])
+
+            runs["vmap"] = vmap_run
+        times: dict = {name: [] for name in runs}
+        grads: dict = {}
+        for fn in runs.values():
+            fn()  # warm-up
+        for _ in range(repeats):  # interleaved, so each side sees the same machine
+            for name, fn in runs.items():
+                where = cpu if name == "cpu" else device
+                grads[name], seconds = _timed(fn, 1, where)
+                times[name].append(seconds)
+        ups = {k: n_batches * per_step / float(np.median(v)) for k, v in times.items()}
+        pairs = [(a, b) for ga, gb in zip(grads["cpu"], grads["dev"], strict=True)
+                 for a, b in zip(ga, gb, strict=True) if a is not None]
+        diff = max(float((a - b.cpu()).abs().max()) for a, b in pairs)
+        scale = max(float(a.abs().max()) for a, _ in pairs)
+        rows += [(f"{label}, {per_step} users per step: cpu", f"{ups['cpu']:.0f} users/s",
+                  f"median of {repeats}, {n_batches} steps each"),
+                 (f"{label}, {per_step} users per step: {device.type}",
+                  f"{ups['dev']:.0f} users/s",
+                  f"{ups['dev'] / ups['cpu']:.2f}x the CPU (GPU/CPU speed)"),
+                 (f"  max |{device.type} - cpu| meta-gradient", f"{diff:.1e}",
+                  f"largest |gradient| {scale:.1e}: "
+                  f"{'PASS' if diff <= 1e-4 * max(scale, 1.0) else 'FAIL'} (1e-4 relative)")]
+        if "vmap" in runs:
+            rows.append((f"{label}, {per_step} users per step: {device.type}, generic "
+                         f"vmap(grad) path", f"{ups['vmap']:.0f} users/s",
+                         f"the hand-written chain is {ups['dev'] / ups['vmap']:.2f}x faster "
+                         f"on the {device.type}"))
+    bench_fit_device(rows, device, n_users=2000 if n_batches > 1 else 300)
+
+
+def bench_fit_device(rows: list, device: torch.device, n_users: int, epochs: int = 3) -> None:
+    """``MetaRecommender.fit`` on the CPU and on ``device``, the same data and seed:
+    everything a training epoch does (sampling episodes on the CPU, copying, stepping).
+    No id dropout: its draws come from each device's own generator, so with it the two fits
+    would differ by more than rounding."""
+    data = make_synthetic(n_users=n_users, n_items=500, ratings_per_user=(20, 80),
+                          random_state=0)
+    small = make_synthetic(n_users=60, n_items=40, random_state=1)
+    params = dict(max_epochs=epochs, patience=epochs, random_state=0, verbose=0,
+                  id_dropout=0.0)
+    out = []
+    for side in ("cpu", str(device)):
+        MetaRecommender(**{**params, "max_epochs": 1}, device=side).fit(small.X, small.y)
+        t0 = time.perf_counter()
+        model = MetaRecommender(**params, device=side).fit(data.X, data.y)
+        out.append(((time.perf_counter() - t0) / model.n_epochs_, model))
+    (t_cpu, m_cpu), (t_gpu, m_gpu) = out
+    n_train = len(m_cpu.users_) - round(0.1 * len(m_cpu.users_))
+    head = data.X.head(200)
+    gap = float(np.abs(m_cpu.predict(head) - m_gpu.predict(head)).max())
+    label = (f"MetaRecommender.fit, synthetic, {n_users} users ({n_train} train), no id "
+             f"dropout, per epoch")
+    rows += [(f"{label}: cpu", f"{t_cpu:.2f} s",
+              f"{n_train / t_cpu:.0f} users/s, validation loss "
+              + " ".join(f"{v:.4f}" for v in m_cpu.validation_loss_curve_)),
+             (f"{label}: {device.type}", f"{t_gpu:.2f} s",
+              f"{t_cpu / t_gpu:.2f}x the CPU; validation loss "
+              + " ".join(f"{v:.4f}" for v in m_gpu.validation_loss_curve_)),
+             (f"  max |{device.type} fit - cpu fit| prediction, 200 rows", f"{gap:.1e}",
+              "(ratings scale; only float rounding differs, which training steps carry on)")]
+
+
 def profile_training(steps: int = 5) -> None:
     """``torch.profiler``'s table of one batched Meta-SGD step (the training section's
     setting), on one thread: which operators the time goes to."""
@@ -241,7 +479,8 @@ def _split(X: pd.DataFrame, y: np.ndarray, users: np.ndarray, k: int, seed: int)
     return frame[position < k], frame[(position >= k) & (position < k + 10)]
 
 
-def bench_quality(n_users: int, epochs: int, rows: list, seed: int = 0) -> None:
+def bench_quality(n_users: int, epochs: int, rows: list, seed: int = 0,
+                  device: str = "cpu") -> None:
     data = make_synthetic(n_users=n_users, n_items=800, ratings_per_user=(30, 80),
                           random_state=seed)
     rng = np.random.default_rng(seed)
@@ -259,7 +498,8 @@ def bench_quality(n_users: int, epochs: int, rows: list, seed: int = 0) -> None:
         if key not in fitted:
             t0 = time.perf_counter()
             fitted[key] = (MetaRecommender(max_epochs=epochs, random_state=seed, verbose=0,
-                                           **params).fit(data.X[train], data.y[train]),
+                                           device=device, **params).fit(data.X[train],
+                                                                        data.y[train]),
                            time.perf_counter() - t0)
         model, seconds = fitted[key]
         model.set_params(inner_steps=5 if steps is None else steps)
@@ -281,29 +521,75 @@ def main() -> None:
                         help="comma-separated sections to run")
     parser.add_argument("--profile", action="store_true",
                         help="profile one batched meta-training step instead (1 thread)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default), or cuda: each section on the CPU and the GPU "
+                             "side by side (quality on the GPU only)")
     args = parser.parse_args()
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        parser.error(f"--device: {args.device!r} is not a torch device; use cpu or cuda")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device: {args.device!r}: choose cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch {torch.__version__} sees no GPU here "
+                     f"(torch.cuda.is_available() is False; CUDA build: {torch.version.cuda})")
     torch.manual_seed(0)
     if args.profile:
         profile_training()
         return
     rows: list = []
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu",
-          flush=True)
     quick = args.quick
-    sections = {
-        "adaptation": lambda: bench_adaptation(128 if quick else 2048, rows),
-        "latency": lambda: bench_latency(rows, 30 if quick else 500),
-        "training": lambda: bench_training(1 if quick else 4, rows),
-        "quality": lambda: bench_quality(200 if quick else 2500, 2 if quick else 30, rows),
-    }
-    for name in args.only.split(","):
+    if device.type == "cpu":
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu",
+              flush=True)
+        sections = {
+            "adaptation": lambda: bench_adaptation(128 if quick else 2048, rows),
+            "latency": lambda: bench_latency(rows, 30 if quick else 500),
+            "training": lambda: bench_training(1 if quick else 4, rows),
+            "quality": lambda: bench_quality(200 if quick else 2500, 2 if quick else 30, rows),
+        }
+    else:
+        torch.zeros(1, device=device)  # start CUDA here, not inside a timing
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices cpu "
+              f"and {device} ({torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}, "
+              f"float32 matmul precision {torch.get_float32_matmul_precision()})", flush=True)
+        sections = {
+            "adaptation": lambda: bench_adaptation_device(128 if quick else 2048, rows, device),
+            "latency": lambda: bench_latency_device(rows, 30 if quick else 300, device),
+            "training": lambda: bench_training_device(1 if quick else 4, rows, device),
+            "quality": lambda: bench_quality(200 if quick else 2500, 2 if quick else 30, rows,
+                                             device=str(device)),
+        }
+    names = args.only.split(",")
+    for name in names:
         if name not in sections:
             parser.error(f"--only: no section {name!r}; choose from {', '.join(sections)}")
-        sections[name]()
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>22}  note")
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>22}  {note}")
+    if device.type == "cpu":
+        for name in names:
+            sections[name]()
+        width = max(len(r[0]) for r in rows)
+        print(f"{'measure':<{width}}  {'value':>22}  note")
+        for name, value, note in rows:
+            print(f"{name:<{width}}  {value:>22}  {note}")
+        return
+    # On a GPU (a machine one may get once, for minutes): the table comes out a section at a
+    # time, and a section that fails leaves the others' rows standing.
+    width, failed = 110, []
+    print(f"{'measure':<{width}}  {'value':>22}  note", flush=True)
+    for name in names:
+        start, t0 = len(rows), time.perf_counter()
+        try:
+            sections[name]()
+        except Exception as exc:
+            traceback.print_exc()
+            failed.append(name)
+            rows.append((f"section {name}: FAILED", type(exc).__name__, str(exc)[:200]))
+        rows.append((f"  ({name}: {time.perf_counter() - t0:.0f} s)", "", ""))
+        for label, value, note in rows[start:]:
+            print(f"{label:<{width}}  {value:>22}  {note}", flush=True)
+    if failed:
+        sys.exit(f"sections that failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

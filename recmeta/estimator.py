@@ -132,7 +132,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
     device : str, default="auto"
         "auto" takes a GPU when there is one. Results always come back on the CPU.
     random_state : int or None, default=None
-        Seed for initialisation, sampling and splits; fix it for reproducible fits on CPU.
+        Seed for initialisation, sampling and splits; fix it for reproducible fits on the
+        CPU (on a GPU, two fits of one seed agree to float rounding, not bit for bit).
     verbose : int, default=1
         0 silent; 1 a progress bar on an interactive stderr; 2 also logs every epoch.
 

@@ -212,8 +212,9 @@ class MLP(nn.Module):
         q = item @ params["body.factor_in.weight"].T
         r = q.shape[1]
         w = 1.0 / max(len(target) + loop.shrinkage, 1.0)
-        design = torch.cat([q * w**0.5, torch.eye(r, dtype=q.dtype) * loop.ridge**0.5])
-        rhs = torch.cat([residual * w**0.5, torch.zeros(r, dtype=q.dtype)])
+        design = torch.cat([q * w**0.5,
+                            torch.eye(r, dtype=q.dtype, device=q.device) * loop.ridge**0.5])
+        rhs = torch.cat([residual * w**0.5, torch.zeros(r, dtype=q.dtype, device=q.device)])
         d = torch.linalg.lstsq(design, rhs.unsqueeze(-1)).solution.squeeze(-1)
         return {**params, "body.factor": params["body.factor"] + d}
 

@@ -18,18 +18,22 @@ from .episodes import pad
 from .meta import MetaLearner, Table
 
 BUDGET = 1 << 24  # floats in the largest intermediate tensor of one chunk
-CHUNK = 128  # users per chunk at most (measured in benchmarks/core.py)
+CHUNK = 128  # users per chunk at most on the CPU (measured in benchmarks/core.py)
 
 
 def chunk_size(learner: MetaLearner, length: int) -> int:
-    """Users per chunk so that ``users x length x width`` stays within ``BUDGET``."""
+    """Users per chunk so that ``users x length x width`` stays within ``BUDGET``, and on
+    the CPU at most ``CHUNK`` users, whose adapted copies then stay in the CPU's cache (a
+    GPU is faster with the larger chunks: ``python benchmarks/core.py --device cuda``)."""
     config = learner.scorer.config
     width = max(config.width("user") + config.width("item"), *config.hidden)
     per_user = max(length, 1) * width
     if learner.adapt_all:
         per_user += sum(p.numel() for p in learner.adapted.parameters()) * 3
-    # at most CHUNK users: their adapted copies then stay in the CPU's cache
-    return int(max(1, min(CHUNK, BUDGET // per_user)))
+    step = BUDGET // per_user
+    if next(learner.parameters()).device.type == "cpu":
+        step = min(step, CHUNK)
+    return int(max(1, step))
 
 
 def adapt_users(learner: MetaLearner, users: Table, items: Table, user_rows: np.ndarray,

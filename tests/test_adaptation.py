@@ -241,3 +241,103 @@ def test_query_loss_scores_adapted_predictions_by_the_meta_loss(loss):
         error = pred - query.target[b]
         per_user.append(error.abs().mean() if loss == "absolute" else (error**2).mean())
     torch.testing.assert_close(got, torch.stack(per_user).mean())
+
+
+# ------------------------------------------------------------- the same on a GPU
+# On a machine with CUDA, the batched inner loop and its meta-gradient must give on the GPU
+# what they give on the CPU (float32: up to rounding, as the two sum in other orders).
+GPU = torch.device("cuda")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _on(device, learner, users, items, *batches):
+    """A copy of the learner, the tables and the batches on ``device``."""
+    import copy
+
+    return (copy.deepcopy(learner).to(device),
+            *({k: v.to(device) for k, v in table.items()} for table in (users, items)),
+            *(b.to(device) for b in batches))
+
+
+@needs_cuda
+@pytest.mark.parametrize("adapt", ["mlp", "all"])
+@pytest.mark.parametrize("method", ["maml", "fomaml", "metasgd"])
+@pytest.mark.parametrize("factors", [0, 3])
+def test_batched_adaptation_on_cuda_equals_cpu(adapt, method, factors):
+    # factors=0 with "mlp" runs the hand-written chain; the rest the vmap path (with the
+    # ridge solve of the user's factor when there is one)
+    rng, users, items = _world(5)
+    learner = _learner(5, adapt, learn_lr=method == "metasgd", factors=factors)
+    loop = InnerLoop(steps=4, first_order=method == "fomaml", shrinkage=2.0,
+                     ridge=0.5 if factors else 0.0)
+    lengths = [int(k) for k in rng.integers(0, 9, size=6)] + [0, 1]
+    batch = pad(*_ragged(rng, 9, 12, lengths))
+    results = []
+    for device in ("cpu", GPU):
+        model, u, i, b = _on(device, learner, users, items, batch)
+        with torch.no_grad():
+            fast = model.adapt(u, i, b, loop)
+            scores = model.score(u, i, fast, b.users, torch.arange(12, device=device))
+        assert scores.device.type == torch.device(device).type
+        results.append(({n: p.cpu() for n, p in fast.items()}, scores.cpu()))
+    (fast_cpu, scores_cpu), (fast_gpu, scores_gpu) = results
+    assert fast_cpu.keys() == fast_gpu.keys()
+    for name in fast_cpu:
+        torch.testing.assert_close(fast_gpu[name], fast_cpu[name], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(scores_gpu, scores_cpu, atol=1e-4, rtol=1e-4)
+
+
+@needs_cuda
+@pytest.mark.parametrize("adapt,learn_lr,factors,first_order", [
+    ("mlp", False, 0, False), ("mlp", True, 0, False), ("mlp", True, 0, True),
+    ("all", False, 0, False), ("mlp", True, 3, False)])
+def test_meta_gradient_on_cuda_equals_cpu(adapt, learn_lr, factors, first_order):
+    """The outer loss's gradient, second order through the inner steps (and through the
+    ridge solve with factors), in float64, where the two devices agree to rounding."""
+    users, items, learner, support, query = _meta_setup(adapt, learn_lr, factors)
+    grads = []
+    for device in ("cpu", GPU):
+        model, u, i, s, q = _on(device, learner, users, items, support, query)
+        params = [p for p in model.parameters() if p.requires_grad]
+        loss = _meta_loss(model, u, i, s, q, first_order)
+        grads.append([None if g is None else g.cpu()
+                      for g in torch.autograd.grad(loss, params, allow_unused=True)])
+    assert any(g is not None and g.abs().max() > 0 for g in grads[0])
+    for a, b in zip(*grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(b, a, atol=1e-10, rtol=1e-9)
+
+
+@needs_cuda
+def test_meta_gradient_on_cuda_equals_cpu_in_float32():
+    """The same in float32, the precision training runs in: equal up to rounding."""
+    rng, users, items = _world(8)
+    learner = _learner(8, "mlp", learn_lr=True)
+    s_users, s_items, s_target = _ragged(rng, 9, 12, [6, 2, 8, 0, 5])
+    support = pad(s_users, s_items, s_target)
+    query = pad(s_users, [rng.choice(12, size=4, replace=False) for _ in s_users],
+                [rng.normal(size=4).astype(np.float32) for _ in s_users])
+    loop = InnerLoop(steps=5, shrinkage=10.0)
+    grads = []
+    for device in ("cpu", GPU):
+        model, u, i, s, q = _on(device, learner, users, items, support, query)
+        params = [p for p in model.parameters() if p.requires_grad]
+        grads.append([None if g is None else g.cpu() for g in torch.autograd.grad(
+            model.query_loss(u, i, s, q, loop), params, allow_unused=True)])
+    for a, b in zip(*grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+
+
+def test_chunks_are_capped_on_the_cpu_and_bounded_by_the_budget_elsewhere():
+    from recmeta import serving
+
+    learner = _learner(0, "mlp")
+    config = learner.scorer.config
+    width = max(config.width("user") + config.width("item"), *config.hidden)
+    assert serving.chunk_size(learner, 20) == serving.CHUNK  # short histories: the cap
+    assert serving.chunk_size(learner, 10**5) == serving.BUDGET // (10**5 * width) < 100
+    learner.to("meta")  # stands in for a GPU: no cap, only the budget
+    assert serving.chunk_size(learner, 20) == serving.BUDGET // (20 * width) > serving.CHUNK
