@@ -83,6 +83,17 @@ def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, objective: str) -> T
     return rows.sum(-1) / mask.sum(-1).clamp(min=1.0)
 
 
+def listwise_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """ListNet's top-one loss over each user's real rows, ``[B, L] -> [B]``: the cross-entropy
+    ``-sum softmax(y) log softmax(pred)``, which is least when the predictions order the rows
+    as the targets do (0 for a user with one row or none)."""
+    far = torch.finfo(pred.dtype).min / 4  # padding rows: out of both softmaxes, no NaN
+    real = mask > 0
+    want = torch.softmax(target.masked_fill(~real, far), dim=-1)
+    got = torch.log_softmax(pred.masked_fill(~real, far), dim=-1)
+    return -(want * got * mask).sum(-1)
+
+
 def row_weights(mask: Tensor, shrinkage: float) -> Tensor:
     """Weights of the support rows: ``mask / max(sum(mask) + shrinkage, 1)``, so that the
     support loss ``sum(weights * loss)`` is ``sum(loss) / (n + shrinkage)`` over real rows."""

@@ -104,6 +104,11 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         protocol its validation loss stayed flat while training improved, so early stopping
         kept the epoch-2 model; watch ``validation_loss_curve_`` when you use it. With 0/1
         feedback meta-training uses the logistic loss and only "auto" is accepted.
+    rank_weight : float, default=0.0
+        Weight of a listwise term in meta-training's loss: ListNet's cross-entropy between
+        the softmax of each user's held-out ratings and that of the adapted predictions,
+        which rewards ordering a user's items as the user would (nDCG) beside getting each
+        rating right. 0: none.
     negatives : int, default=4
         Random unseen items per positive, with target 0, for the binary objective.
     embedding_dim : int, default=32
@@ -171,6 +176,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         "shrinkage": P.Interval(float, 0.0),
         "objective": P.Options(("auto", "squared", "binary")),
         "meta_loss": P.Options(("auto", *META_LOSSES)),
+        "rank_weight": P.Interval(float, 0.0),
         "negatives": P.Interval(int, 0), "embedding_dim": P.Interval(int, 1),
         "hidden": P.Widths(), "factors": P.Interval(int, 0),
         "factor_ridge": P.Interval(float, 0.0), "max_history": P.Interval(int, 1),
@@ -184,7 +190,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                  user_features="auto", item_features="auto", feature_kinds=None,
                  use_item_ids=True, id_dropout=0.1, min_frequency=2, method="metasgd",
                  adapted="mlp", inner_steps=5,
-                 inner_lr=0.1, shrinkage=10.0, objective="auto", meta_loss="auto", negatives=4,
+                 inner_lr=0.1, shrinkage=10.0, objective="auto", meta_loss="auto", rank_weight=0.0,
+                 negatives=4,
                  embedding_dim=32,
                  hidden=(64, 64), factors=0, factor_ridge=1.0, max_history=100, query_size=10,
                  batch_size=64,
@@ -206,6 +213,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         self.shrinkage = shrinkage
         self.objective = objective
         self.meta_loss = meta_loss
+        self.rank_weight = rank_weight
         self.negatives = negatives
         self.embedding_dim = embedding_dim
         self.hidden = hidden
@@ -351,8 +359,9 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         sampler = EpisodeSampler(self.max_history, self.query_size,
                                  self.negatives if objective == "binary" else 0, len(items))
         settings = TrainSettings(self._loop(objective), self.method, self._meta_loss(objective),
-                                 self.outer_lr, self.batch_size, self.max_epochs,
-                                 self.patience, verbose=self.verbose)
+                                 rank_weight=self.rank_weight, outer_lr=self.outer_lr,
+                                 batch_size=self.batch_size, max_epochs=self.max_epochs,
+                                 patience=self.patience, verbose=self.verbose)
         trainer = Trainer(learner, users.tensors(device), items.tensors(device),
                           histories, sampler, settings, device)
         if self.verbose >= 2:

@@ -21,7 +21,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .adaptation import InnerLoop, Params, adapt, masked_loss, pointwise_loss, score
+from .adaptation import (
+    InnerLoop,
+    Params,
+    adapt,
+    listwise_loss,
+    masked_loss,
+    pointwise_loss,
+    score,
+)
 from .episodes import Batch
 from .model import ROW_KEY, Scorer
 
@@ -170,9 +178,11 @@ class MetaLearner(nn.Module):
             return self.scorer.item(items)
 
     def query_loss(self, users: Table, items: Table, support: Batch, query: Batch,
-                   loop: InnerLoop, loss: str | None = None) -> Tensor:
+                   loop: InnerLoop, loss: str | None = None, rank_weight: float = 0.0) -> Tensor:
         """Mean over users of the query loss after adapting on the support set: ``loss``
-        (see :func:`~recmeta.adaptation.pointwise_loss`), by default the inner objective."""
+        (see :func:`~recmeta.adaptation.pointwise_loss`), by default the inner objective,
+        plus ``rank_weight`` times the listwise loss of the query rows' order
+        (:func:`~recmeta.adaptation.listwise_loss`)."""
         if self.adapt_all:
             fast = self.adapt(users, items, support, loop)
             pred = self.score(users, items, fast, query.users, query.items)
@@ -184,7 +194,10 @@ class MetaLearner(nn.Module):
             fast = adapt(self.adapted, params, lrs, (item[:, :width],), support.target,
                          support.mask, loop, param_dims=dims)
             pred = score(self.adapted, fast, (item[:, width:],))
-        return masked_loss(pred, query.target, query.mask, loss or loop.objective).mean()
+        total = masked_loss(pred, query.target, query.mask, loss or loop.objective)
+        if rank_weight:
+            total = total + rank_weight * listwise_loss(pred, query.target, query.mask)
+        return total.mean()
 
     def pooled_loss(self, users: Table, items: Table, batches: list[Batch],
                     objective: str) -> Tensor:

@@ -34,6 +34,7 @@ class TrainSettings:
     loop: InnerLoop
     method: str = "maml"
     meta_loss: str | None = None  # the loss on query rows; None: the inner objective
+    rank_weight: float = 0.0  # weight of the listwise loss of the query rows' order
     outer_lr: float = 1e-3
     batch_size: int = 32
     max_epochs: int = 30
@@ -78,7 +79,7 @@ class Trainer:
                                        self.settings.meta_loss or loop.objective)
         else:
             loss = learner.query_loss(self.users, self.items, support, query, loop,
-                                      self.settings.meta_loss)
+                                      self.settings.meta_loss, self.settings.rank_weight)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(learner.parameters(), self.settings.clip_norm)
         self.optimizer.step()
@@ -90,7 +91,8 @@ class Trainer:
         try:
             with torch.no_grad():
                 loss = self.learner.query_loss(self.users, self.items, support, query,
-                                               self.settings.loop, self.settings.meta_loss)
+                                               self.settings.loop, self.settings.meta_loss,
+                                               self.settings.rank_weight)
         finally:
             self.learner.train()
         return float(loss)

@@ -224,11 +224,15 @@ def test_scorer_with_a_factor_takes_the_vmap_path():
 
 
 @pytest.mark.parametrize("loss", ["absolute", "squared"])
-def test_query_loss_scores_adapted_predictions_by_the_meta_loss(loss):
-    """The meta-loss on query rows after adapting, against a per-user reference."""
+@pytest.mark.parametrize("rank_weight", [0.0, 0.7])
+def test_query_loss_scores_adapted_predictions_by_the_meta_loss(loss, rank_weight):
+    """The meta-loss on query rows after adapting, plus the weighted listwise loss of their
+    order, against a per-user reference."""
     users, items, learner, support, query = _meta_setup("mlp", True)
+    query.mask[0, 1:] = 0.0  # a user with one query row: no order to get wrong
+    query.mask[1, -1] = 0.0  # and one with a padding row
     loop = InnerLoop(steps=3)
-    got = learner.query_loss(users, items, support, query, loop, loss)
+    got = learner.query_loss(users, items, support, query, loop, loss, rank_weight)
     per_user = []
     for b, user in enumerate(support.users):
         n_s = int(support.mask[b].sum())
@@ -236,11 +240,30 @@ def test_query_loss_scores_adapted_predictions_by_the_meta_loss(loss):
                                learner.reference_lrs(),
                                learner.vectors(users, items, user, support.items[b, :n_s]),
                                support.target[b, :n_s], loop)
+        real = query.mask[b] > 0
         pred = functional_call(learner.reference, slow,
-                               learner.vectors(users, items, user, query.items[b]))
-        error = pred - query.target[b]
-        per_user.append(error.abs().mean() if loss == "absolute" else (error**2).mean())
+                               learner.vectors(users, items, user, query.items[b][real]))
+        y = query.target[b][real]
+        error = pred - y
+        point = error.abs().mean() if loss == "absolute" else (error**2).mean()
+        # ListNet: -sum_j P(j first | y) log P(j first | pred), softmax over the real rows
+        order = -(torch.exp(y) / torch.exp(y).sum() * torch.log(
+            torch.exp(pred) / torch.exp(pred).sum())).sum()
+        per_user.append(point + rank_weight * order)
     torch.testing.assert_close(got, torch.stack(per_user).mean())
+    assert query.mask.sum(1).min() == 1  # the checks above saw a user with one row
+
+
+def test_listwise_loss_is_least_when_the_order_is_right():
+    from recmeta.adaptation import listwise_loss
+
+    y = torch.tensor([[5.0, 1.0, 3.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    right, wrong = torch.tensor([[2.0, 0.0, 1.0, 9.0]]), torch.tensor([[0.0, 2.0, 1.0, 9.0]])
+    assert listwise_loss(right, y, mask) < listwise_loss(wrong, y, mask)
+    shifted = listwise_loss(right + 3.0, y, mask)  # a shift of every score: the same order
+    torch.testing.assert_close(shifted, listwise_loss(right, y, mask))
+    assert listwise_loss(right, y, torch.zeros_like(mask)).item() == 0.0  # no rows: no loss
 
 
 # ------------------------------------------------------------- the same on a GPU
