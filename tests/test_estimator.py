@@ -238,7 +238,8 @@ def test_fixed_inner_rate_can_be_changed_after_fit(data):
     assert not np.allclose(before, frozen)
 
 
-def test_meta_loss_and_rank_weight_reach_the_trainer_and_binary_feedback_refuses_one(data, monkeypatch):
+def test_meta_loss_and_rank_weight_reach_the_trainer_binary_feedback_refuses_one(
+        data, monkeypatch):
     from recmeta import training
 
     seen = []
@@ -252,9 +253,10 @@ def test_meta_loss_and_rank_weight_reach_the_trainer_and_binary_feedback_refuses
     small = {**FAST, "max_epochs": 1}
     MetaRecommender(**small).fit(data.X, data.y)
     MetaRecommender(**small, meta_loss="absolute", rank_weight=0.5).fit(data.X, data.y)
+    MetaRecommender(**small, meta_loss="squared").fit(data.X, data.y)
     clicks = make_synthetic(n_users=60, n_items=40, implicit=True, random_state=2)
     MetaRecommender(**small).fit(clicks.X, clicks.y)
-    assert seen == [("squared", 0.0), ("absolute", 0.5), ("binary", 0.0)]
+    assert seen == [("absolute", 0.0), ("absolute", 0.5), ("squared", 0.0), ("binary", 0.0)]
     with pytest.raises(InvalidParameterError, match="meta_loss='absolute' applies to ratings"):
         MetaRecommender(**small, meta_loss="absolute").fit(clicks.X, clicks.y)
     with pytest.raises(InvalidParameterError, match="'meta_loss'"):
