@@ -8,7 +8,11 @@
 #           MarkupSafe and, if the one there is older than alembic needs, typing_extensions)
 #           into $SITE, never from the network; the repository goes on PYTHONPATH (recmeta
 #           is not installed: recmeta.adapters and recmeta.migrations, which setuptools maps
-#           from adapters/ and migrations/, are linked into recmeta/ for the run).
+#           from adapters/ and migrations/, are linked into recmeta/ for the run). Make the
+#           wheel folder beforehand on a machine with a package index, for that machine's
+#           Python (here 3.12): python3 -m pip download --no-deps --only-binary=:all:
+#           --python-version 3.12 --platform manylinux2014_x86_64 -d .whl SQLAlchemy alembic
+#           Mako MarkupSafe typing_extensions
 # 3. tests: the test suite but its slow tests (which need the MovieLens files, a wheel
 #           build or minutes), the GPU tests first; PostgreSQL tests skip themselves. Models
 #           fitted with device="auto" run on the GPU here. -> $OUT/pytest.log
