@@ -514,6 +514,11 @@ def bench_quality(n_users: int, epochs: int, rows: list, seed: int = 0,
                      f"{model.n_epochs_} epochs"))
 
 
+def _print_rows(rows: list, width: int) -> None:
+    for label, value, note in rows:
+        print(f"{label:<{width}}  {value:>22}  {note}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -569,14 +574,12 @@ def main() -> None:
         for name in names:
             sections[name]()
         width = max(len(r[0]) for r in rows)
-        print(f"{'measure':<{width}}  {'value':>22}  note")
-        for name, value, note in rows:
-            print(f"{name:<{width}}  {value:>22}  {note}")
+        _print_rows([("measure", "value", "note"), *rows], width)
         return
     # On a GPU (a machine one may get once, for minutes): the table comes out a section at a
     # time, and a section that fails leaves the others' rows standing.
     width, failed = 110, []
-    print(f"{'measure':<{width}}  {'value':>22}  note", flush=True)
+    _print_rows([("measure", "value", "note")], width)
     for name in names:
         start, t0 = len(rows), time.perf_counter()
         try:
@@ -586,8 +589,7 @@ def main() -> None:
             failed.append(name)
             rows.append((f"section {name}: FAILED", type(exc).__name__, str(exc)[:200]))
         rows.append((f"  ({name}: {time.perf_counter() - t0:.0f} s)", "", ""))
-        for label, value, note in rows[start:]:
-            print(f"{label:<{width}}  {value:>22}  {note}", flush=True)
+        _print_rows(rows[start:], width)
     if failed:
         sys.exit(f"sections that failed: {', '.join(failed)}")
 

@@ -78,21 +78,25 @@ class Trainer:
             loss = learner.pooled_loss(self.users, self.items, [support, query],
                                        self.settings.meta_loss or loop.objective)
         else:
-            loss = learner.query_loss(self.users, self.items, support, query, loop,
-                                      self.settings.meta_loss, self.settings.rank_weight)
+            loss = self._query_loss(support, query)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(learner.parameters(), self.settings.clip_norm)
         self.optimizer.step()
         return float(loss.detach())
+
+    def _query_loss(self, support: Batch, query: Batch):
+        """The meta-objective of one batch: the query loss after adapting (see
+        :meth:`MetaLearner.query_loss`), as these settings score it."""
+        settings = self.settings
+        return self.learner.query_loss(self.users, self.items, support, query, settings.loop,
+                                       settings.meta_loss, settings.rank_weight)
 
     def evaluation_step(self, support: Batch, query: Batch) -> float:
         """Query loss after adapting, without updating anything."""
         self.learner.eval()
         try:
             with torch.no_grad():
-                loss = self.learner.query_loss(self.users, self.items, support, query,
-                                               self.settings.loop, self.settings.meta_loss,
-                                               self.settings.rank_weight)
+                loss = self._query_loss(support, query)
         finally:
             self.learner.train()
         return float(loss)
