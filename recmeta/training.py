@@ -101,6 +101,12 @@ class Trainer:
             self.learner.train()
         return float(loss)
 
+    def validation_loss(self, episodes: list) -> float:
+        """The mean query loss per validation user: each episode's loss (a mean over its
+        users) weighted by its number of users, so a short last batch counts per user."""
+        losses = [self.evaluation_step(support, query) for support, query in episodes]
+        return float(np.average(losses, weights=[len(support.users) for support, _ in episodes]))
+
     def fit(self, train_users: np.ndarray, validation_users: np.ndarray,
             rng: np.random.Generator) -> TrainResult:
         settings, result = self.settings, TrainResult()
@@ -118,7 +124,7 @@ class Trainer:
                 result.train_loss.append(self._epoch(train_users, rng, bar))
                 if not validation:
                     continue
-                loss = float(np.mean([self.evaluation_step(s, q) for s, q in validation]))
+                loss = self.validation_loss(validation)
                 result.validation_loss.append(loss)
                 bar.set_postfix(train=f"{result.train_loss[-1]:.4f}", validation=f"{loss:.4f}")
                 logger.info("epoch %d: train loss %.4f, validation loss %.4f",
@@ -142,13 +148,14 @@ class Trainer:
 
     def _epoch(self, train_users: np.ndarray, rng: np.random.Generator, bar) -> float:
         order = rng.permutation(train_users)
-        losses = []
+        losses, sizes = [], []
         for start in range(0, len(order), self.settings.batch_size):
             users = order[start : start + self.settings.batch_size]
             support, query = self.train_sampler.sample(self.histories, users, rng)
             losses.append(self.train_step(support.to(self.device), query.to(self.device)))
+            sizes.append(len(users))
             bar.update(1)
-        return float(np.mean(losses))
+        return float(np.average(losses, weights=sizes))  # per user, as validation's
 
     def _fixed_episodes(self, users: np.ndarray, rng: np.random.Generator) -> list:
         """The validation episodes, drawn once: each validation user twice, once with a

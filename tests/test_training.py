@@ -41,3 +41,26 @@ def test_validation_scores_each_user_with_a_random_and_with_its_whole_support():
     sizes = np.concatenate([s.mask.sum(1).numpy() for s, _ in short])
     caps = np.minimum(25, lengths[validation] - np.minimum(3, lengths[validation] // 2))
     assert (sizes <= caps).all() and (sizes < caps).mean() > 0.5  # drawn, not all full
+
+
+def test_validation_loss_is_the_mean_over_users_not_over_batches():
+    """A short last batch (here 4 users beside 256) must count for its 4 users only."""
+    from recmeta import MetaRecommender, make_synthetic
+    from recmeta.episodes import Batch
+
+    data = make_synthetic(n_users=300, n_items=60, random_state=0)
+    model = MetaRecommender(max_epochs=1, random_state=0, verbose=0).fit(data.X, data.y)
+    sampler = EpisodeSampler(max_support=100, query_size=10)
+    settings = TrainSettings(model._loop("squared"), meta_loss="squared")
+    trainer = Trainer(model.learner_, model.users_.tensors("cpu"), model.items_.tensors("cpu"),
+                      model.histories_, sampler, settings, torch.device("cpu"))
+    episodes = trainer._fixed_episodes(np.arange(260), np.random.default_rng(1))
+    assert sorted(len(s.users) for s, _ in episodes) == [4, 4, 256, 256]
+
+    def one(batch, row):
+        return Batch(*(t[row : row + 1] for t in (batch.users, batch.items, batch.target,
+                                                  batch.mask)))
+
+    per_user = [trainer.evaluation_step(one(s, r), one(q, r))
+                for s, q in episodes for r in range(len(s.users))]
+    np.testing.assert_allclose(trainer.validation_loss(episodes), np.mean(per_user), rtol=1e-5)
