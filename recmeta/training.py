@@ -155,7 +155,7 @@ class Trainer:
             losses.append(self.train_step(support.to(self.device), query.to(self.device)))
             sizes.append(len(users))
             bar.update(1)
-        return float(np.average(losses, weights=sizes))  # per user, as validation's
+        return float(np.average(losses, weights=sizes))  # a short last batch weighs less
 
     def _fixed_episodes(self, users: np.ndarray, rng: np.random.Generator) -> list:
         """The validation episodes, drawn once: each validation user twice, once with a

@@ -1,4 +1,5 @@
-"""The outer loop's validation episodes: each validation user with a short and a full support."""
+"""The outer loop's validation: each validation user with a short and a full support, and
+the early-stopping loss as a mean over validation users."""
 
 import numpy as np
 import torch
