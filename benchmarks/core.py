@@ -1,8 +1,8 @@
 """Core figures, measured side by side in one run and printed as one table.
 
 1. Batched adaptation vs the per-user reference loop (MeLU-size model, 2,048 users,
-   20 support items, 5 inner steps, 100 items scored each): time ratio, max difference.
-2. One new user (20 interactions, 5 steps, 1,000 candidates): p50 / p99 latency of the
+   20 support items, the default inner steps, 100 items scored each): time ratio, max difference.
+2. One new user (20 interactions, the default steps, 1,000 candidates): p50 / p99 latency of the
    fast path (``NewUserRecommender``) and of the public ``adapt().recommend()`` path.
 3. Meta-training throughput (users/s): the batched outer step vs a per-user loop doing the
    same update (same gradients, checked), and the generic ``vmap(grad)`` inner loop beside
@@ -71,7 +71,8 @@ def melu_world(n_users: int, n_items: int, seed: int = 0):
     return rng, learner, as_table(users, n_users), as_table(items, n_items)
 
 
-LOOP = InnerLoop(steps=5, shrinkage=10.0)  # the estimator's defaults
+STEPS = MetaRecommender().inner_steps  # the estimator's defaults
+LOOP = InnerLoop(steps=STEPS, shrinkage=MetaRecommender().shrinkage)
 PER_STEP = 64  # users per meta-training step, the estimator's default batch_size
 
 
@@ -151,7 +152,7 @@ def bench_latency(rows: list, repeats: int) -> None:
             fast.recommend(items, ratings, {"gender": "F", "age": "25-34"}, n=10)
             times.append(time.perf_counter() - t0)
         p50, p99 = np.percentile(times, [50, 99]) * 1000
-        rows.append((f"new user, 20 items, 5 steps, {len(known)} candidates: fast path, "
+        rows.append((f"new user, 20 items, {STEPS} steps, {len(known)} candidates: fast path, "
                      f"{threads} thread(s)", f"p50 {p50:.1f} ms", f"p99 {p99:.1f} ms "
                                                                   f"(target <= 10 ms)"))
     torch.set_num_threads(default_threads)
@@ -223,7 +224,7 @@ def bench_training(n_batches: int, rows: list, repeats: int = 3) -> None:
         if a is not None) for other in ("vmap", "per-user")}
     n = PER_STEP * n_batches
     ups = {k: n / float(np.median(v)) for k, v in times.items()}
-    label = f"meta-training, Meta-SGD (2nd order, 5 steps), {PER_STEP} users per step"
+    label = f"meta-training, Meta-SGD (2nd order, {STEPS} steps), {PER_STEP} users per step"
     rows += [(f"{label}: per-user loop", f"{ups['per-user']:.0f} users/s",
               f"median of {repeats}"),
              (f"{label}: batched", f"{ups['batched']:.0f} users/s",
@@ -296,7 +297,7 @@ def bench_adaptation_device(n_users: int, rows: list, device: torch.device,
         again = run(learner, users, items, odd), run(*on_gpu, odd)
         diff64 = max(float(np.abs(a - b).max()) for a, b in zip(*again, strict=True))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
-    label = f"adapt+score {n_users} users (5 steps, Meta-SGD, MeLU size), batched"
+    label = f"adapt+score {n_users} users ({STEPS} steps, Meta-SGD, MeLU size), batched"
     rows += [(f"{label}: cpu, median of {repeats}", f"{t_cpu:.3f} s", ""),
              (f"{label}: {device.type} ({name}), chunks of {big} users (the library's)",
               f"{t_gpu:.3f} s", f"{t_cpu / t_gpu:.2f}x the CPU (GPU/CPU speed)"),
@@ -335,7 +336,7 @@ def bench_latency_device(rows: list, repeats: int, device: torch.device) -> None
             tops[side].append(top)
         p50, p99 = np.percentile(times, [50, 99]) * 1000
         where = "cpu" if side == "cpu" else device.type
-        rows.append((f"new user, 20 items, 5 steps, {len(known)} candidates: fast path, "
+        rows.append((f"new user, 20 items, {STEPS} steps, {len(known)} candidates: fast path, "
                      f"{where}", f"p50 {p50:.1f} ms", f"p99 {p99:.1f} ms"))
         times = []
         for _ in range(max(repeats // 5, 10)):
@@ -371,7 +372,7 @@ def bench_training_device(n_batches: int, rows: list, device: torch.device,
         return [torch.autograd.grad(model.query_loss(u, i, s, q, LOOP), params,
                                     allow_unused=True) for s, q in batches]
 
-    label = "meta-training, Meta-SGD (2nd order, 5 steps), batched"
+    label = f"meta-training, Meta-SGD (2nd order, {STEPS} steps), batched"
     for per_step in (PER_STEP, 512):
         batches = training_batches(rng, n_batches, per_step)
         on = {"cpu": batches, "dev": [(s.to(device), q.to(device)) for s, q in batches]}
@@ -489,7 +490,7 @@ def bench_quality(n_users: int, epochs: int, rows: list, seed: int = 0,
     columns = list(data.X.columns)
     methods = [("metasgd (default)", {}, None), ("maml", {"method": "maml"}, None),
                ("fomaml", {"method": "fomaml"}, None),
-               ("same network, no meta-learning, fine-tuned 5 steps",
+               (f"same network, no meta-learning, fine-tuned {STEPS} steps",
                 {"method": "supervised"}, None),
                ("same network, no meta-learning, not adapted", {"method": "supervised"}, 0)]
     fitted = {}
@@ -502,7 +503,7 @@ def bench_quality(n_users: int, epochs: int, rows: list, seed: int = 0,
                                                                         data.y[train]),
                            time.perf_counter() - t0)
         model, seconds = fitted[key]
-        model.set_params(inner_steps=5 if steps is None else steps)
+        model.set_params(inner_steps=STEPS if steps is None else steps)
         mae, rmse = [], []
         for k in (5, 20):
             support, query = _split(data.X, data.y, new, k, seed)

@@ -81,8 +81,10 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         rates), or no meta-learning (the same network trained on pooled rows).
     adapted : {"mlp", "all"}, default="mlp"
         What each user adapts: the MLP (as MeLU) or every parameter.
-    inner_steps : int, default=5
-        Gradient steps on each user's history.
+    inner_steps : int, default=10
+        Gradient steps on each user's history. 10 was chosen on validation users carved from
+        MeLU's warm state (lower MAE and higher nDCG@3 than 5 in two seeds); fewer steps fit
+        and serve faster.
     inner_lr : float, default=0.1
         Inner learning rate (Meta-SGD's starting value).
     shrinkage : float, default=10.0
@@ -191,7 +193,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
     def __init__(self, *, user_col="user_id", item_col="item_id", time_col=None,
                  user_features="auto", item_features="auto", feature_kinds=None,
                  use_item_ids=True, id_dropout=0.1, min_frequency=2, method="metasgd",
-                 adapted="mlp", inner_steps=5,
+                 adapted="mlp", inner_steps=10,
                  inner_lr=0.1, shrinkage=10.0, objective="auto", meta_loss="auto", rank_weight=0.0,
                  negatives=4,
                  embedding_dim=32,
