@@ -50,7 +50,9 @@ def test_validation_loss_is_the_mean_over_users_not_over_batches():
     from recmeta.episodes import Batch
 
     data = make_synthetic(n_users=300, n_items=60, random_state=0)
-    model = MetaRecommender(max_epochs=1, random_state=0, verbose=0).fit(data.X, data.y)
+    # the trainer below is built on the CPU, so the learner must be there too (not "auto")
+    model = MetaRecommender(max_epochs=1, random_state=0, verbose=0, device="cpu").fit(data.X,
+                                                                                       data.y)
     sampler = EpisodeSampler(max_support=100, query_size=10)
     settings = TrainSettings(model._loop("squared"), meta_loss="squared")
     trainer = Trainer(model.learner_, model.users_.tensors("cpu"), model.items_.tensors("cpu"),
