@@ -71,11 +71,12 @@ def test_user_without_history_falls_back_to_initialisation_on_features(model):
     X, _ = _new_users()
     user = X[X.user_id == X.user_id.iloc[0]].head(4)
     cold = model.predict(user)
+    steps = model.inner_steps
     model.set_params(inner_steps=0)
     try:
         np.testing.assert_allclose(cold, model.predict(user), rtol=1e-6)
     finally:
-        model.set_params(inner_steps=5)
+        model.set_params(inner_steps=steps)  # the fixture is shared: put it back as it was
     other = user.assign(gender="F" if user.gender.iloc[0] == "M" else "M", age="55+")
     assert not np.allclose(cold, model.predict(other))
 
