@@ -41,7 +41,7 @@ import torch
 from torch.func import functional_call
 
 from recmeta import MetaRecommender, make_synthetic, meta, serving
-from recmeta.adaptation import InnerLoop, adapt_reference, adapt_vmap, masked_loss
+from recmeta.adaptation import adapt_reference, adapt_vmap, masked_loss
 from recmeta.episodes import pad
 from recmeta.fastpath import NewUserRecommender
 from recmeta.meta import MetaLearner, as_table
@@ -71,8 +71,8 @@ def melu_world(n_users: int, n_items: int, seed: int = 0):
     return rng, learner, as_table(users, n_users), as_table(items, n_items)
 
 
-STEPS = MetaRecommender().inner_steps  # the estimator's defaults
-LOOP = InnerLoop(steps=STEPS, shrinkage=MetaRecommender().shrinkage)
+LOOP = MetaRecommender()._loop("squared")  # the default estimator's inner loop on ratings
+STEPS = LOOP.steps
 PER_STEP = 64  # users per meta-training step, the estimator's default batch_size
 
 
