@@ -178,25 +178,35 @@ class MetaLearner(nn.Module):
             return self.scorer.item(items)
 
     def query_loss(self, users: Table, items: Table, support: Batch, query: Batch,
-                   loop: InnerLoop, loss: str | None = None, rank_weight: float = 0.0) -> Tensor:
+                   loop: InnerLoop, loss: str | None = None, rank_weight: float = 0.0,
+                   init_weight: float = 0.0) -> Tensor:
         """Mean over users of the query loss after adapting on the support set: ``loss``
         (see :func:`~recmeta.adaptation.pointwise_loss`), by default the inner objective,
         plus ``rank_weight`` times the listwise loss of the query rows' order
-        (:func:`~recmeta.adaptation.listwise_loss`)."""
+        (:func:`~recmeta.adaptation.listwise_loss`), plus ``init_weight`` times the
+        initialisation's own loss, unadapted, over the user's support and query rows (the
+        pooled objective, which a user with no history is served by)."""
+        both = torch.cat([support.items, query.items], dim=1)
         if self.adapt_all:
             fast = self.adapt(users, items, support, loop)
             pred = self.score(users, items, fast, query.users, query.items)
+            vectors = self.vectors(users, items, support.users, both) if init_weight else None
         else:  # embed support and query items in one go
             width = support.items.shape[1]
-            user, item = self.vectors(users, items, support.users,
-                                      torch.cat([support.items, query.items], dim=1))
+            vectors = user, item = self.vectors(users, items, support.users, both)
             params, lrs, dims = self.start(user)
             fast = adapt(self.adapted, params, lrs, (item[:, :width],), support.target,
                          support.mask, loop, param_dims=dims)
             pred = score(self.adapted, fast, (item[:, width:],))
-        total = masked_loss(pred, query.target, query.mask, loss or loop.objective)
+        objective = loss or loop.objective
+        total = masked_loss(pred, query.target, query.mask, objective)
         if rank_weight:
             total = total + rank_weight * listwise_loss(pred, query.target, query.mask)
+        if init_weight:
+            initial = self.reference(*vectors)
+            total = total + init_weight * masked_loss(
+                initial, torch.cat([support.target, query.target], dim=1),
+                torch.cat([support.mask, query.mask], dim=1), objective)
         return total.mean()
 
     def pooled_loss(self, users: Table, items: Table, batches: list[Batch],

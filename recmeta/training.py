@@ -35,6 +35,7 @@ class TrainSettings:
     method: str = "maml"
     meta_loss: str | None = None  # the loss on query rows; None: the inner objective
     rank_weight: float = 0.0  # weight of the listwise loss of the query rows' order
+    init_weight: float = 0.0  # weight of the unadapted initialisation's loss (training only)
     outer_lr: float = 1e-3
     batch_size: int = 32
     max_epochs: int = 30
@@ -78,18 +79,19 @@ class Trainer:
             loss = learner.pooled_loss(self.users, self.items, [support, query],
                                        self.settings.meta_loss or loop.objective)
         else:
-            loss = self._query_loss(support, query)
+            loss = self._query_loss(support, query, self.settings.init_weight)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(learner.parameters(), self.settings.clip_norm)
         self.optimizer.step()
         return float(loss.detach())
 
-    def _query_loss(self, support: Batch, query: Batch):
+    def _query_loss(self, support: Batch, query: Batch, init_weight: float = 0.0):
         """The meta-objective of one batch: the query loss after adapting (see
-        :meth:`MetaLearner.query_loss`), as these settings score it."""
+        :meth:`MetaLearner.query_loss`), as these settings score it. Validation leaves out
+        the initialisation's own loss (``init_weight``): it watches adapted users only."""
         settings = self.settings
         return self.learner.query_loss(self.users, self.items, support, query, settings.loop,
-                                       settings.meta_loss, settings.rank_weight)
+                                       settings.meta_loss, settings.rank_weight, init_weight)
 
     def evaluation_step(self, support: Batch, query: Batch) -> float:
         """Query loss after adapting, without updating anything."""

@@ -224,15 +224,20 @@ def test_scorer_with_a_factor_takes_the_vmap_path():
 
 
 @pytest.mark.parametrize("loss", ["absolute", "squared"])
-@pytest.mark.parametrize("rank_weight", [0.0, 0.7])
-def test_query_loss_scores_adapted_predictions_by_the_meta_loss(loss, rank_weight):
+@pytest.mark.parametrize("rank_weight,init_weight", [(0.0, 0.0), (0.7, 0.0), (0.0, 0.4),
+                                                     (0.7, 0.4)])
+@pytest.mark.parametrize("adapt", ["mlp", "all"])
+def test_query_loss_scores_adapted_predictions_by_the_meta_loss(loss, rank_weight,
+                                                                 init_weight, adapt):
     """The meta-loss on query rows after adapting, plus the weighted listwise loss of their
-    order, against a per-user reference."""
-    users, items, learner, support, query = _meta_setup("mlp", True)
+    order, plus the weighted loss of the unadapted initialisation on every real support and
+    query row, against a per-user reference."""
+    users, items, learner, support, query = _meta_setup(adapt, True)
     query.mask[0, 1:] = 0.0  # a user with one query row: no order to get wrong
     query.mask[1, -1] = 0.0  # and one with a padding row
     loop = InnerLoop(steps=3)
-    got = learner.query_loss(users, items, support, query, loop, loss, rank_weight)
+    got = learner.query_loss(users, items, support, query, loop, loss, rank_weight,
+                             init_weight)
     per_user = []
     for b, user in enumerate(support.users):
         n_s = int(support.mask[b].sum())
@@ -249,7 +254,13 @@ def test_query_loss_scores_adapted_predictions_by_the_meta_loss(loss, rank_weigh
         # ListNet: -sum_j P(j first | y) log P(j first | pred), softmax over the real rows
         order = -(torch.exp(y) / torch.exp(y).sum() * torch.log(
             torch.exp(pred) / torch.exp(pred).sum())).sum()
-        per_user.append(point + rank_weight * order)
+        # the initialisation, not adapted, on the user's support rows and query rows
+        seen = torch.cat([support.items[b, :n_s], query.items[b][real]])
+        initial = functional_call(learner.reference, learner.reference_params(),
+                                  learner.vectors(users, items, user, seen))
+        gap = initial - torch.cat([support.target[b, :n_s], y])
+        own = gap.abs().mean() if loss == "absolute" else (gap**2).mean()
+        per_user.append(point + rank_weight * order + init_weight * own)
     torch.testing.assert_close(got, torch.stack(per_user).mean())
     assert query.mask.sum(1).min() == 1  # the checks above saw a user with one row
 

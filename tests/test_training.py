@@ -67,3 +67,37 @@ def test_validation_loss_is_the_mean_over_users_not_over_batches():
     per_user = [trainer.evaluation_step(one(s, r), one(q, r))
                 for s, q in episodes for r in range(len(s.users))]
     np.testing.assert_allclose(trainer.validation_loss(episodes), np.mean(per_user), rtol=1e-5)
+
+
+def test_the_initialisation_term_trains_but_validation_leaves_it_out():
+    """``init_weight`` adds the unadapted loss to each training step's objective only: the
+    validation loss early stopping watches is the adapted users' query loss either way."""
+    import copy
+
+    from recmeta import MetaRecommender, make_synthetic
+
+    data = make_synthetic(n_users=60, n_items=30, random_state=0)
+    model = MetaRecommender(max_epochs=1, random_state=0, verbose=0, device="cpu").fit(data.X,
+                                                                                       data.y)
+    model.learner_.id_dropout = {}  # the same rows in training mode: losses comparable
+    users, items = model.users_.tensors("cpu"), model.items_.tensors("cpu")
+    sampler = EpisodeSampler(max_support=20, query_size=5)
+    support, query = sampler.sample(model.histories_, np.arange(40), np.random.default_rng(0))
+    loop = model._loop("squared")
+    adapted = float(model.learner_.query_loss(users, items, support, query, loop, "squared"))
+    initial = float(model.learner_.query_loss(users, items, support, query, loop, "squared",
+                                              init_weight=1.0)) - adapted
+    assert initial > 0
+    seen = {}
+    for weight in (0.0, 2.0):
+        settings = TrainSettings(loop, method="metasgd", meta_loss="squared",
+                                 init_weight=weight)
+        trainer = Trainer(copy.deepcopy(model.learner_), users, items, model.histories_,
+                          sampler, settings, torch.device("cpu"))
+        # the validation loss first, then one training step (it returns the loss it took)
+        seen[weight] = (trainer.evaluation_step(support, query),
+                        trainer.train_step(support, query))
+    assert seen[0.0][0] == seen[2.0][0]
+    np.testing.assert_allclose(seen[0.0][0], adapted, rtol=1e-6)
+    np.testing.assert_allclose(seen[0.0][1], adapted, rtol=1e-6)
+    np.testing.assert_allclose(seen[2.0][1], adapted + 2.0 * initial, rtol=1e-5)
