@@ -45,12 +45,11 @@ def main() -> None:
     torch.set_num_threads(1)
     data = load_named(args.data_dir, args.dataset)
     params = json.loads(args.params)
-    results = None
+    results = protocols.Results()
     for seed in (int(s) for s in args.seeds.split(",")):
         train = new_users(data.ratings, np.random.default_rng(seed)).train
-        found = protocols.support_curves(data.subset(train), args.methods.split(","),
-                                         seeds=(seed,), neural_params=params)
-        results = found if results is None else results + found
+        results += protocols.support_curves(data.subset(train), args.methods.split(","),
+                                            seeds=(seed,), neural_params=params)
     metrics = results.metrics
     rows = metrics[metrics.metric == args.metric]
     table = rows.pivot_table(index="method", columns="setting", values="value")

@@ -186,11 +186,12 @@ class MetaLearner(nn.Module):
         (:func:`~recmeta.adaptation.listwise_loss`), plus ``init_weight`` times the
         initialisation's own loss, unadapted, over the user's support and query rows (the
         pooled objective, which a user with no history is served by)."""
-        both = torch.cat([support.items, query.items], dim=1)
+        both = torch.cat([support.items, query.items], dim=1)  # every row the user shows
         if self.adapt_all:
             fast = self.adapt(users, items, support, loop)
             pred = self.score(users, items, fast, query.users, query.items)
-            vectors = self.vectors(users, items, support.users, both) if init_weight else None
+            if init_weight:  # the adapted path embedded support and query rows apart
+                vectors = self.vectors(users, items, support.users, both)
         else:  # embed support and query items in one go
             width = support.items.shape[1]
             vectors = user, item = self.vectors(users, items, support.users, both)
