@@ -14,8 +14,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _params as P
+from . import columns as C
 from .adaptation import META_LOSSES, InnerLoop
 from .adapted import AdaptedUsers, Request
+from .baselines import BiasedMF
 from .catalog import EntityTable, raw_side
 from .episodes import EpisodeSampler, Histories
 from .features import FeatureSpace
@@ -134,6 +136,14 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         With ``factors``, adaptation ends with the exact ridge solve of the user's factor
         (as ALS folds in a new user), this being the penalty on its change; 0 leaves the
         factor to the gradient steps. Squared error with ``adapted="mlp"`` only.
+    mf_features : int or "auto", default="auto"
+        Factors of a matrix factorisation given to the network as item features: ``fit``
+        first fits a biased ALS (:class:`~recmeta.baselines.BiasedMF`) on the training
+        users' ratings (not those held out for early stopping), and each item id's
+        factors and bias, standardised, become numeric item fields. They carry what the
+        ratings say about an item beyond its features; new items get zeros, as id dropout
+        trains for. ``"auto"``: 8 for ratings, none for 0/1 feedback (all ones, nothing to
+        factorise); 0: none. Needs item ids (``use_item_ids=True``).
     max_history : int, default=100
         Largest support set: the latest rows of a history are used.
     query_size : int, default=10
@@ -193,7 +203,9 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         "rank_weight": P.Interval(float, 0.0), "init_weight": P.Interval(float, 0.0),
         "negatives": P.Interval(int, 0), "embedding_dim": P.Interval(int, 1),
         "hidden": P.Widths(), "factors": P.Interval(int, 0),
-        "factor_ridge": P.Interval(float, 0.0), "max_history": P.Interval(int, 1),
+        "factor_ridge": P.Interval(float, 0.0),
+        "mf_features": P.AnyOf((P.Options(("auto",)), P.Interval(int, 0))),
+        "max_history": P.Interval(int, 1),
         "query_size": P.Interval(int, 1), "batch_size": P.Interval(int, 1),
         "outer_lr": P.Interval(float, 0.0, open_low=True), "max_epochs": P.Interval(int, 1),
         "patience": P.Interval(int, 1), "validation_fraction": P.Interval(float, 0.0, 0.5),
@@ -207,7 +219,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                  inner_lr=0.1, shrinkage=10.0, objective="auto", meta_loss="auto", rank_weight=0.0,
                  init_weight=0.0, negatives=4,
                  embedding_dim=32,
-                 hidden=(64, 64), factors=0, factor_ridge=1.0, max_history=100, query_size=10,
+                 hidden=(64, 64), factors=0, factor_ridge=1.0, mf_features="auto",
+                 max_history=100, query_size=10,
                  batch_size=64,
                  outer_lr=1e-3, max_epochs=30, patience=3, validation_fraction=0.1,
                  device="auto", random_state=None, verbose=1):
@@ -234,6 +247,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         self.hidden = hidden
         self.factors = factors
         self.factor_ridge = factor_ridge
+        self.mf_features = mf_features
         self.max_history = max_history
         self.query_size = query_size
         self.batch_size = batch_size
@@ -266,11 +280,14 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         space, users, items, histories = self._encode(data)
         device = resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
+        rng = np.random.default_rng(int(seeds[1]))
+        train, validation = self._split(histories, rng)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seeds[0]))
-            learner = self._build_learner(space).to(device)
-        result = self._train(learner, users, items, histories, data.objective, device,
-                             np.random.default_rng(int(seeds[1])))
+            learner = self._build_learner(space, data.objective)
+        self._fill_item_vectors(learner, items, histories, train, data, int(seeds[0]))
+        result = self._train(learner.to(device), users, items, histories, data.objective,
+                             device, rng, train, validation)
         # every fitted attribute is set here, after training succeeded
         self.schema_, self.feature_space_, self.objective_ = data.schema, space, data.objective
         self.target_mean_, self.target_scale_ = data.mean, data.scale
@@ -331,9 +348,28 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
             return self.objective
         return "binary" if np.isin(target, (0.0, 1.0)).all() else "squared"
 
-    def _build_learner(self, space: FeatureSpace) -> MetaLearner:
+    def _mf_width(self, space: FeatureSpace, objective: str) -> int:
+        """Columns of each item's matrix-factorisation vector (its factors and its bias), 0
+        for none: ``mf_features="auto"`` is 8 factors for ratings and none for 0/1 feedback,
+        whose rows (all ones) a rating model cannot factorise."""
+        has_ids = ITEM_ID_FIELD in space.names()
+        if self.mf_features == "auto":
+            return 9 if objective != "binary" and has_ids else 0
+        if self.mf_features and objective == "binary":
+            raise P.InvalidParameterError(
+                f"mf_features={self.mf_features!r} factorises ratings, but y holds 0/1 "
+                f"feedback (objective 'binary'); use mf_features=0 or 'auto'.")
+        if self.mf_features and not has_ids:
+            raise P.InvalidParameterError(
+                f"mf_features={self.mf_features!r} gives each item id a vector, but item ids "
+                f"are not used (use_item_ids=False or item_col=None); use mf_features=0.")
+        return self.mf_features + 1 if self.mf_features else 0
+
+    def _build_learner(self, space: FeatureSpace, objective: str) -> MetaLearner:
         shapes = tuple(FieldShape(f.name, f.side, f.kind, f.cardinality) for f in space.fields)
-        config = ScorerConfig(shapes, self.embedding_dim, tuple(self.hidden), self.factors)
+        width = self._mf_width(space, objective)
+        config = ScorerConfig(shapes, self.embedding_dim, tuple(self.hidden), self.factors,
+                              (ITEM_ID_FIELD, width) if width else ())
         dropout = {ITEM_ID_FIELD: self.id_dropout} if ITEM_ID_FIELD in space.names() else {}
         return MetaLearner(Scorer(config), self.adapted, self.inner_lr,
                            learn_lr=self.method == "metasgd", id_dropout=dropout)
@@ -364,13 +400,39 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         return InnerLoop(self.inner_steps, objective, first_order=self.method == "fomaml",
                          shrinkage=self.shrinkage, ridge=self.factor_ridge)
 
-    def _train(self, learner, users, items, histories, objective, device, rng):
-        n_users = len(users)
+    def _split(self, histories: Histories, rng) -> tuple[np.ndarray, np.ndarray]:
+        """Training users and the users held out for early stopping."""
+        n_users = histories.n_users
         eligible = np.flatnonzero(histories.lengths() >= 2)
         n_val = round(self.validation_fraction * n_users) if n_users >= 20 else 0
         n_val = min(n_val, len(eligible))
         validation = np.sort(rng.choice(eligible, size=n_val, replace=False))
-        train = np.setdiff1d(np.arange(n_users), validation)
+        return np.setdiff1d(np.arange(n_users), validation), validation
+
+    def _fill_item_vectors(self, learner, items, histories, train, data, seed) -> None:
+        """Fit a biased ALS (:class:`~recmeta.baselines.BiasedMF`) on the training users'
+        ratings and give each item id its factors and bias, each column standardised over
+        the items; items those users never rated keep zeros (the mean), as do new items."""
+        embed = learner.scorer.item
+        if embed.looked is None:
+            return
+        lengths = histories.lengths()
+        owner = np.repeat(np.arange(len(lengths)), lengths)
+        keep = np.isin(owner, train)
+        if not keep.any():
+            return
+        rows = pd.DataFrame({C.USER: owner[keep], C.ITEM: histories.items[keep],
+                             C.RATING: histories.target[keep] * data.scale + data.mean})
+        mf = BiasedMF(n_factors=embed.vectors.shape[1] - 1, random_state=seed).fit(rows)
+        values = np.c_[mf.item_factors_, mf.item_bias_]
+        spread = values.std(axis=0)
+        values = (values - values.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+        codes = items.encoded[ITEM_ID_FIELD][mf.items_.to_numpy()]
+        with torch.no_grad():
+            embed.vectors[torch.as_tensor(codes)] = torch.as_tensor(values).to(embed.vectors)
+
+    def _train(self, learner, users, items, histories, objective, device, rng, train,
+               validation):
         sampler = EpisodeSampler(self.max_history, self.query_size,
                                  self.negatives if objective == "binary" else 0, len(items))
         settings = TrainSettings(self._loop(objective), self.method, self._meta_loss(objective),

@@ -49,24 +49,42 @@ class ScorerConfig:
     factors : int
         Width of a dot-product term beside the MLP: ``score += p_user . (Q i)``, with the
         user's factor ``p`` adapted like the first layer's offset (0: none, as MeLU).
+    item_vectors : tuple of (str, int)
+        ``(field, width)``: the item side also embeds a fixed vector per value of the item
+        field ``field`` (a buffer ``item.vectors`` of shape ``[cardinality, width]``, set
+        after construction; zeros until then), each of its ``width`` columns as a numeric
+        field. ``()``: none. The estimator fills it with matrix-factorisation item factors.
     """
 
     fields: tuple[FieldShape, ...] = field(default_factory=tuple)
     embedding_dim: int = 32
     hidden: tuple[int, ...] = (64, 64)
     factors: int = 0
+    item_vectors: tuple = ()
 
     def width(self, side: str) -> int:
-        return self.embedding_dim * sum(f.side == side for f in self.fields)
+        extra = self.item_vectors[1] if side == "item" and self.item_vectors else 0
+        return self.embedding_dim * (sum(f.side == side for f in self.fields) + extra)
 
 
 class FieldEmbedding(nn.Module):
-    """Embeds one side (user or item): one vector per field, concatenated."""
+    """Embeds one side (user or item): one vector per field, concatenated.
+
+    With ``config.item_vectors = (field, width)`` the item side appends ``width`` more, one
+    per column ``j`` of the fixed vector ``v`` of the row's ``field`` value:
+    ``v_j * looked[j, 0] + looked[j, 1]``, as a numeric field.
+    """
 
     def __init__(self, config: ScorerConfig, side: str):
         super().__init__()
         self.fields = [f for f in config.fields if f.side == side]
         dim = config.embedding_dim
+        self.key, self.looked = None, None
+        if side == "item" and config.item_vectors:
+            self.key, width = config.item_vectors
+            (shape,) = (f for f in self.fields if f.name == self.key)
+            self.register_buffer("vectors", torch.zeros(shape.cardinality, width))
+            self.looked = nn.Parameter(torch.randn(width, 2, dim) * 0.1)
         self.tables = nn.ModuleList(
             nn.Embedding(f.cardinality, dim, padding_idx=PAD) if f.kind != "num" else nn.Identity()
             for f in self.fields
@@ -93,6 +111,9 @@ class FieldEmbedding(nn.Module):
             else:
                 parts.append(x.unsqueeze(-1) * self.numeric[j, 0] + self.numeric[j, 1])
                 j += 1
+        if self.looked is not None:  # [..., width] -> [..., width, dim] -> [..., width * dim]
+            v = self.vectors[rows[self.key]].unsqueeze(-1)
+            parts.append((v * self.looked[:, 0] + self.looked[:, 1]).flatten(-2))
         if not parts:
             index = rows[ROW_KEY]
             return index.new_zeros((*index.shape, 0), dtype=torch.get_default_dtype())

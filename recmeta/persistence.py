@@ -102,7 +102,7 @@ def load(cls, path, device: str = "auto"):
     model.validation_loss_curve_ = fitted["validation_loss_curve"]
     model.n_epochs_, model.best_epoch_ = len(model.loss_curve_), fitted["best_epoch"]
     model.device_ = resolve_device(device)
-    learner = model._build_learner(model.feature_space_)
+    learner = model._build_learner(model.feature_space_, model.objective_)
     try:
         learner.load_state_dict(tensors[WEIGHTS], strict=True)
     except RuntimeError as exc:
@@ -191,6 +191,7 @@ def _jsonable_params(params: dict) -> dict:
 def _params_back(params: dict) -> dict:
     out = dict(params)
     out["hidden"] = tuple(out["hidden"])
+    out.setdefault("mf_features", 0)  # written before the option: no item vectors
     return out
 
 

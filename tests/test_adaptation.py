@@ -375,3 +375,24 @@ def test_chunks_are_capped_on_the_cpu_and_bounded_by_the_budget_elsewhere():
     assert serving.chunk_size(learner, 10**5) == serving.BUDGET // (10**5 * width) < 100
     learner.to("meta")  # stands in for a GPU: no cap, only the budget
     assert serving.chunk_size(learner, 20) == serving.BUDGET // (20 * width) > serving.CHUNK
+
+
+def test_item_vectors_embed_each_column_of_the_looked_up_row_as_a_numeric_field():
+    torch.manual_seed(0)
+    plain = Scorer(ScorerConfig(FIELDS, embedding_dim=4))
+    scorer = Scorer(ScorerConfig(FIELDS, embedding_dim=4, item_vectors=("item", 3)))
+    assert scorer.config.width("item") == plain.config.width("item") + 3 * 4
+    with torch.no_grad():
+        scorer.item.vectors.normal_()
+    _, _, items = _world(0)
+    got = scorer.item(items)
+    # reference: the other fields as they are, then v_j * looked[j, 0] + looked[j, 1] per
+    # column j of the row's vector, one item at a time
+    scorer.item.looked, looked = None, scorer.item.looked
+    base = scorer.item(items)
+    for row in range(len(items["item"])):
+        v = scorer.item.vectors[items["item"][row]]
+        want = torch.cat([base[row], *(v[j] * looked[j, 0] + looked[j, 1] for j in range(3))])
+        torch.testing.assert_close(got[row], want)
+    # the unknown and padding codes look up zero rows until filled; the buffer is saved
+    assert "item.vectors" in scorer.state_dict()

@@ -350,3 +350,54 @@ def test_fit_on_cuda_with_defaults_serves_every_path(implicit, adapted, factors)
     assert on_cpu.device_.type == "cpu"
     assert model.device_.type == torch.device(GPU).type
     np.testing.assert_allclose(on_cpu.predict(rows), pred, rtol=1e-4, atol=1e-4)
+
+
+def test_mf_features_are_the_standardised_als_factors_of_the_training_users(data):
+    from recmeta.baselines import BiasedMF
+    from recmeta.frames import ITEM_ID_FIELD
+
+    model = MetaRecommender(mf_features=3, validation_fraction=0.0, **FAST).fit(data.X, data.y)
+    vectors = model.learner_.scorer.item.vectors.numpy()
+    assert vectors.shape[1] == 4
+    # reference: BiasedMF on every rating (no user held out), seeded as fit seeds it
+    seed = int(np.random.RandomState(FAST["random_state"]).randint(0, 2**31 - 1, size=2)[0])
+    mf = BiasedMF(n_factors=3, random_state=seed).fit(
+        data.X[["user_id", "item_id"]].assign(rating=data.y))
+    want = np.c_[mf.item_factors_, mf.item_bias_]
+    want = (want - want.mean(0)) / want.std(0)
+    codes = model.items_.encoded[ITEM_ID_FIELD][model.items_.positions(mf.items_)]
+    np.testing.assert_allclose(vectors[codes], want, rtol=1e-4, atol=1e-5)
+    others = np.setdiff1d(np.arange(len(vectors)), codes)  # padding and unknown ids
+    assert len(others) >= 2 and not vectors[others].any()
+    # "auto" gives ratings 8 factors; 0 none
+    assert MetaRecommender(**FAST).fit(data.X, data.y).learner_.scorer.item.vectors.shape[1] == 9
+    none = MetaRecommender(mf_features=0, **FAST).fit(data.X, data.y)
+    assert none.learner_.scorer.item.looked is None
+
+
+def test_mf_features_leave_out_the_users_held_out_for_early_stopping(data, monkeypatch):
+    from recmeta import estimator
+
+    seen = []
+    real = estimator.BiasedMF.fit
+    monkeypatch.setattr(estimator.BiasedMF, "fit",
+                        lambda self, rows: seen.append(rows) or real(self, rows))
+    model = MetaRecommender(mf_features=2, validation_fraction=0.25, **FAST).fit(data.X, data.y)
+    (rows,) = seen
+    n_users = data.X.user_id.nunique()
+    assert rows.user_id.nunique() == n_users - round(0.25 * n_users)
+    # the ratings it factorised are those of its users, on the caller's scale
+    kept = np.isin(model.users_.positions(data.X.user_id), rows.user_id.unique())
+    np.testing.assert_allclose(np.sort(rows.rating), np.sort(data.y[kept]), rtol=1e-5)
+
+
+def test_mf_features_need_ratings_and_item_ids():
+    clicks = make_synthetic(n_users=40, n_items=30, implicit=True, random_state=1)
+    assert MetaRecommender(**FAST).fit(clicks.X, clicks.y).learner_.scorer.item.looked is None
+    with pytest.raises(InvalidParameterError, match=r"0/1 feedback.*mf_features=0 or 'auto'"):
+        MetaRecommender(mf_features=4, **FAST).fit(clicks.X, clicks.y)
+    ratings = make_synthetic(n_users=40, n_items=30, random_state=1)
+    with pytest.raises(InvalidParameterError, match="item ids are not used"):
+        MetaRecommender(mf_features=4, use_item_ids=False, **FAST).fit(ratings.X, ratings.y)
+    fitted = MetaRecommender(use_item_ids=False, **FAST).fit(ratings.X, ratings.y)
+    assert fitted.learner_.scorer.item.looked is None

@@ -6,6 +6,7 @@ import pickle
 import joblib
 import numpy as np
 import pytest
+import torch
 
 from recmeta import MetaRecommender, ModelFormatError, make_synthetic
 from recmeta.persistence import DATA, META, WEIGHTS
@@ -41,6 +42,9 @@ def test_save_load_round_trip(model, data, tmp_path):
     model.save(tmp_path / "m")
     loaded = MetaRecommender.load(tmp_path / "m")
     assert loaded.get_params() == model.get_params()
+    vectors = model.learner_.scorer.item.vectors  # the item factors of mf_features="auto"
+    assert vectors.abs().sum() > 0
+    torch.testing.assert_close(loaded.learner_.scorer.item.vectors, vectors, rtol=0, atol=0)
     _same(model, loaded, data)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted([META, WEIGHTS, DATA])
 
@@ -53,6 +57,17 @@ def test_string_ids_and_binary_objective_survive(tmp_path):
     loaded = MetaRecommender.load(tmp_path / "m")
     assert loaded.objective_ == "binary"
     np.testing.assert_array_equal(model.predict(X), loaded.predict(X))
+
+
+def test_a_model_saved_before_mf_features_loads_without_them(data, tmp_path):
+    model = MetaRecommender(mf_features=0, **FAST).fit(data.X, data.y)
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / META).read_text())
+    del meta["params"]["mf_features"]
+    (tmp_path / "m" / META).write_text(json.dumps(meta))
+    loaded = MetaRecommender.load(tmp_path / "m")
+    assert loaded.mf_features == 0
+    _same(model, loaded, data)
 
 
 def test_other_format_version_is_refused(model, tmp_path):
