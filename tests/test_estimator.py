@@ -369,10 +369,15 @@ def test_mf_features_are_the_standardised_als_factors_of_the_training_users(data
     np.testing.assert_allclose(vectors[codes], want, rtol=1e-4, atol=1e-5)
     others = np.setdiff1d(np.arange(len(vectors)), codes)  # padding and unknown ids
     assert len(others) >= 2 and not vectors[others].any()
-    # "auto" gives ratings 8 factors; 0 none
-    assert MetaRecommender(**FAST).fit(data.X, data.y).learner_.scorer.item.vectors.shape[1] == 9
-    none = MetaRecommender(mf_features=0, **FAST).fit(data.X, data.y)
-    assert none.learner_.scorer.item.looked is None
+    # "auto" gives ratings 8 factors, and id_dropout "auto" hides an id (and its factors)
+    # from a quarter of the rows with them, a tenth without; 0 factors: none
+    auto = MetaRecommender(**FAST).fit(data.X, data.y).learner_
+    assert auto.scorer.item.vectors.shape[1] == 9
+    assert auto.id_dropout == {ITEM_ID_FIELD: 0.25}
+    none = MetaRecommender(mf_features=0, **FAST).fit(data.X, data.y).learner_
+    assert none.scorer.item.looked is None and none.id_dropout == {ITEM_ID_FIELD: 0.1}
+    assert MetaRecommender(id_dropout=0.5, **FAST).fit(data.X, data.y).learner_.id_dropout == {
+        ITEM_ID_FIELD: 0.5}
 
 
 def test_mf_features_leave_out_the_users_held_out_for_early_stopping(data, monkeypatch):
