@@ -75,10 +75,9 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
     id_dropout : float or "auto", default="auto"
         In meta-training, the share of item rows whose id is hidden (read as "unknown",
         and with it the item's ``mf_features`` vector), so the model learns to score new
-        items from their other fields. ``"auto"``: 0.25 with ``mf_features``, 0.1 without.
-        On the held-out users of ``benchmarks/tune_validation.py``, 8 factors with 0.1
-        lowered the MAE of existing items (U) but raised that of new items (I) in two
-        seeds; with 0.25 both fell in both seeds.
+        items from their other fields. ``"auto"``: 0.1, or 0.25 with ``mf_features``,
+        whose factors say so much of a known item that new items need more rows without
+        them (on MeLU's validation users a first try at 0.1 raised new items' MAE).
     min_frequency : int, default=2
         A categorical value shared by fewer users (items) than this gets no embedding of its
         own: it reads as "unknown", which is how the unknown embedding gets trained.
@@ -140,14 +139,18 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         With ``factors``, adaptation ends with the exact ridge solve of the user's factor
         (as ALS folds in a new user), this being the penalty on its change; 0 leaves the
         factor to the gradient steps. Squared error with ``adapted="mlp"`` only.
-    mf_features : int or "auto", default="auto"
+    mf_features : int, default=0
         Factors of a matrix factorisation given to the network as item features: ``fit``
-        first fits a biased ALS (:class:`~recmeta.baselines.BiasedMF`) on the training
-        users' ratings (not those held out for early stopping), and each item id's
-        factors and bias, standardised, become numeric item fields. They carry what the
-        ratings say about an item beyond its features; new items get zeros, as id dropout
-        trains for. ``"auto"``: 8 for ratings, none for 0/1 feedback (all ones, nothing to
-        factorise); 0: none. Needs item ids (``use_item_ids=True``).
+        first fits a biased ALS (:class:`~recmeta.baselines.BiasedMF`) with this many
+        factors on the training users' ratings (not those held out for early stopping),
+        and each item id's factors and bias, standardised, become numeric item fields:
+        the collaborative signal ALS ranks with. New items get zeros, as id dropout
+        trains for. 0: none. Ratings only; needs item ids (``use_item_ids=True``).
+        With 8, on MeLU's validation users (``benchmarks/tune_validation.py``) MAE fell
+        on existing and new items and nDCG@3 rose, in two seeds; on ML-100K's validation
+        new users (``benchmarks/tune_curves.py``) MAE was worse at k = 1, 3 and 10. Not
+        the default: the ALS has seen the very ratings meta-training scores its users on,
+        so training flatters the factors and stops early.
     max_history : int, default=100
         Largest support set: the latest rows of a history are used.
     query_size : int, default=10
@@ -209,7 +212,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         "negatives": P.Interval(int, 0), "embedding_dim": P.Interval(int, 1),
         "hidden": P.Widths(), "factors": P.Interval(int, 0),
         "factor_ridge": P.Interval(float, 0.0),
-        "mf_features": P.AnyOf((P.Options(("auto",)), P.Interval(int, 0))),
+        "mf_features": P.Interval(int, 0),
         "max_history": P.Interval(int, 1),
         "query_size": P.Interval(int, 1), "batch_size": P.Interval(int, 1),
         "outer_lr": P.Interval(float, 0.0, open_low=True), "max_epochs": P.Interval(int, 1),
@@ -224,7 +227,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                  inner_lr=0.1, shrinkage=10.0, objective="auto", meta_loss="auto", rank_weight=0.0,
                  init_weight=0.0, negatives=4,
                  embedding_dim=32,
-                 hidden=(64, 64), factors=0, factor_ridge=1.0, mf_features="auto",
+                 hidden=(64, 64), factors=0, factor_ridge=1.0, mf_features=0,
                  max_history=100, query_size=10,
                  batch_size=64,
                  outer_lr=1e-3, max_epochs=30, patience=3, validation_fraction=0.1,
@@ -355,15 +358,12 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
 
     def _mf_width(self, space: FeatureSpace, objective: str) -> int:
         """Columns of each item's matrix-factorisation vector (its factors and its bias), 0
-        for none: ``mf_features="auto"`` is 8 factors for ratings and none for 0/1 feedback,
-        whose rows (all ones) a rating model cannot factorise."""
+        for none. 0/1 feedback (all ones) has no ratings to factorise."""
         has_ids = ITEM_ID_FIELD in space.names()
-        if self.mf_features == "auto":
-            return 9 if objective != "binary" and has_ids else 0
         if self.mf_features and objective == "binary":
             raise P.InvalidParameterError(
                 f"mf_features={self.mf_features!r} factorises ratings, but y holds 0/1 "
-                f"feedback (objective 'binary'); use mf_features=0 or 'auto'.")
+                f"feedback (objective 'binary'); leave mf_features=0.")
         if self.mf_features and not has_ids:
             raise P.InvalidParameterError(
                 f"mf_features={self.mf_features!r} gives each item id a vector, but item ids "

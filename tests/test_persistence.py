@@ -21,8 +21,9 @@ def data():
 
 @pytest.fixture(scope="module")
 def model(data):
-    # with the dot-product term, so its parameters and settings round-trip too
-    return MetaRecommender(method="metasgd", factors=4, **FAST).fit(data.X, data.y)
+    # with the dot-product term and item factors, so their parameters, buffers and settings
+    # round-trip too
+    return MetaRecommender(method="metasgd", factors=4, mf_features=3, **FAST).fit(data.X, data.y)
 
 
 def _same(a, b, data):
@@ -42,7 +43,7 @@ def test_save_load_round_trip(model, data, tmp_path):
     model.save(tmp_path / "m")
     loaded = MetaRecommender.load(tmp_path / "m")
     assert loaded.get_params() == model.get_params()
-    vectors = model.learner_.scorer.item.vectors  # the item factors of mf_features="auto"
+    vectors = model.learner_.scorer.item.vectors  # the item factors of mf_features
     assert vectors.abs().sum() > 0
     torch.testing.assert_close(loaded.learner_.scorer.item.vectors, vectors, rtol=0, atol=0)
     _same(model, loaded, data)
@@ -60,7 +61,7 @@ def test_string_ids_and_binary_objective_survive(tmp_path):
 
 
 def test_a_model_saved_before_mf_features_loads_without_them(data, tmp_path):
-    model = MetaRecommender(mf_features=0, **FAST).fit(data.X, data.y)
+    model = MetaRecommender(**FAST).fit(data.X, data.y)
     model.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / META).read_text())
     del meta["params"]["mf_features"]
