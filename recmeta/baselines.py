@@ -278,6 +278,8 @@ class BiasedMF(Baseline):
                                     residual - user_x[users, -1],
                                     self._penalty(items, len(self.items_)))
         self.item_factors_, self.item_bias_ = item_x[:, :-1], item_x[:, -1]
+        # the users of the last item half-step, in the order of their first rating
+        self.user_factors_, self.user_bias_ = user_x[:, :-1], user_x[:, -1]
 
     def _item_rows(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(q_i, b_i)`` of each item, zeros for items unseen in ``fit``."""

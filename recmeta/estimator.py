@@ -17,7 +17,7 @@ from . import _params as P
 from . import columns as C
 from .adaptation import META_LOSSES, InnerLoop
 from .adapted import AdaptedUsers, Request
-from .baselines import BiasedMF
+from .baselines import BiasedMF, ridge_by_group
 from .catalog import EntityTable, raw_side
 from .episodes import EpisodeSampler, Histories
 from .features import FeatureSpace
@@ -31,8 +31,10 @@ from .frames import (
     with_row_items,
 )
 from .meta import ADAPT, METHODS, MetaLearner
-from .model import FieldShape, Scorer, ScorerConfig
+from .model import FOLD_KEY, FieldShape, Scorer, ScorerConfig
 from .training import Trainer, TrainSettings
+
+MF_FOLDS = 5  # folds of the training users for leak-free item vectors in meta-training
 
 
 @dataclass
@@ -293,9 +295,13 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seeds[0]))
             learner = self._build_learner(space, data.objective)
-        self._fill_item_vectors(learner, items, histories, train, data, int(seeds[0]))
-        result = self._train(learner.to(device), users, items, histories, data.objective,
-                             device, rng, train, validation)
+        folds = self._fill_item_vectors(learner, items, histories, train, data, int(seeds[0]))
+        try:
+            result = self._train(learner.to(device), users, items, histories, data.objective,
+                                 device, rng, train, validation, folds)
+        finally:
+            if folds is not None:  # serving and saving read the full fit only
+                learner.scorer.item.folds = None
         # every fitted attribute is set here, after training succeeded
         self.schema_, self.feature_space_, self.objective_ = data.schema, space, data.objective
         self.target_mean_, self.target_scale_ = data.mean, data.scale
@@ -415,30 +421,62 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         validation = np.sort(rng.choice(eligible, size=n_val, replace=False))
         return np.setdiff1d(np.arange(n_users), validation), validation
 
-    def _fill_item_vectors(self, learner, items, histories, train, data, seed) -> None:
+    def _fill_item_vectors(self, learner, items, histories, train, data, seed):
         """Fit a biased ALS (:class:`~recmeta.baselines.BiasedMF`) on the training users'
         ratings and give each item id its factors and bias, each column standardised over
-        the items; items those users never rated keep zeros (the mean), as do new items."""
+        the items; items those users never rated keep zeros (the mean), as do new items.
+
+        Meta-training must not see an item's vector fitted on the very ratings it scores a
+        user on, or it learns to trust the vectors more than a new user's will deserve. So
+        the training users are dealt into ``MF_FOLDS`` folds, and fold ``k`` reads item
+        vectors re-solved from the other folds' ratings, with the users' factors of the
+        full fit (so every fold shares its coordinates); users held out for early stopping
+        read the full fit, as new users will.
+
+        Returns each user's fold (``MF_FOLDS`` for the full fit), or None without vectors.
+        """
         embed = learner.scorer.item
         if embed.looked is None:
-            return
+            return None
         lengths = histories.lengths()
         owner = np.repeat(np.arange(len(lengths)), lengths)
         keep = np.isin(owner, train)
         if not keep.any():
-            return
+            return None
         rows = pd.DataFrame({C.USER: owner[keep], C.ITEM: histories.items[keep],
                              C.RATING: histories.target[keep] * data.scale + data.mean})
         mf = BiasedMF(n_factors=embed.vectors.shape[1] - 1, random_state=seed).fit(rows)
-        values = np.c_[mf.item_factors_, mf.item_bias_]
-        spread = values.std(axis=0)
-        values = (values - values.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+        n_items = len(mf.items_)
+        user = pd.Index(pd.unique(rows[C.USER])).get_indexer(rows[C.USER])  # mf's user order
+        item = mf.items_.get_indexer(rows[C.ITEM])
+        fold = np.full(len(lengths), MF_FOLDS)
+        fold[train] = np.random.default_rng(seed).permutation(len(train)) % MF_FOLDS
+        row_fold = fold[owner[keep]]
+        # fold k's item half-step: rows (p_u, 1) of the other folds, targets r - mu - b_u
+        target = rows[C.RATING].to_numpy() - mf.mean_ - mf.user_bias_[user]
+        design = np.c_[mf.user_factors_[user], np.ones(len(user))]
+        tables, known = [], []
+        for k in range(MF_FOLDS):
+            other = row_fold != k
+            tables.append(ridge_by_group(item[other], n_items, design[other], target[other],
+                                         mf._penalty(item[other], n_items)))
+            known.append(np.bincount(item[other], minlength=n_items) > 0)
+        full = np.c_[mf.item_factors_, mf.item_bias_]
+        tables.append(full)
+        known.append(np.ones(n_items, dtype=bool))
+        spread = full.std(axis=0)
+        values = (np.stack(tables) - full.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+        values *= np.stack(known)[..., None]  # an item no other fold rated: unknown, zeros
         codes = items.encoded[ITEM_ID_FIELD][mf.items_.to_numpy()]
+        folds = torch.zeros((MF_FOLDS + 1, *embed.vectors.shape), dtype=embed.vectors.dtype)
+        folds[:, torch.as_tensor(codes)] = torch.as_tensor(values).to(folds)
         with torch.no_grad():
-            embed.vectors[torch.as_tensor(codes)] = torch.as_tensor(values).to(embed.vectors)
+            embed.vectors.copy_(folds[MF_FOLDS])
+        embed.folds = folds
+        return fold
 
     def _train(self, learner, users, items, histories, objective, device, rng, train,
-               validation):
+               validation, folds=None):
         sampler = EpisodeSampler(self.max_history, self.query_size,
                                  self.negatives if objective == "binary" else 0, len(items))
         settings = TrainSettings(self._loop(objective), self.method, self._meta_loss(objective),
@@ -446,7 +484,10 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                                  init_weight=self.init_weight, outer_lr=self.outer_lr,
                                  batch_size=self.batch_size, max_epochs=self.max_epochs,
                                  patience=self.patience, verbose=self.verbose)
-        trainer = Trainer(learner, users.tensors(device), items.tensors(device),
+        user_table = users.tensors(device)
+        if folds is not None:
+            user_table[FOLD_KEY] = torch.as_tensor(folds, device=device)
+        trainer = Trainer(learner, user_table, items.tensors(device),
                           histories, sampler, settings, device)
         if self.verbose >= 2:
             import logging

@@ -31,7 +31,7 @@ from .adaptation import (
     score,
 )
 from .episodes import Batch
-from .model import ROW_KEY, Scorer
+from .model import FOLD_KEY, ROW_KEY, Scorer
 
 UNKNOWN = 1  # the reserved index of an unknown categorical value (see features.py)
 OFFSET = "body.item_in.bias"  # the first layer's bias: per user, it absorbs W1_u u
@@ -106,6 +106,9 @@ class MetaLearner(nn.Module):
         if isinstance(items, Tensor):  # item vectors embedded beforehand (serving)
             return self.scorer.user(user_rows), items[item_index]
         item_rows = rows(items, item_index)
+        if FOLD_KEY in user_rows and item_index.dim() == 2:  # [B, L]: the users' own rows
+            # each item row reads its user's fold of the item vectors
+            item_rows[FOLD_KEY] = user_rows[FOLD_KEY].unsqueeze(-1).expand(item_index.shape)
         if self.training:
             for name, p in self.id_dropout.items():
                 drop = torch.rand(item_rows[name].shape, generator=self.generator,

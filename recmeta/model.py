@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 PAD = 0
 ROW_KEY = "_row"  # every encoded table carries its row numbers, so an empty side has a shape
+FOLD_KEY = "_fold"  # in meta-training, which of FieldEmbedding.folds a row's user reads
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class ScorerConfig:
         field ``field`` (a buffer ``item.vectors`` of shape ``[cardinality, width]``, set
         after construction; zeros until then), each of its ``width`` columns as a numeric
         field. ``()``: none. The estimator fills it with matrix-factorisation item factors.
+        In meta-training it may also set ``item.folds`` (``[n_folds, cardinality, width]``,
+        not saved): a row carrying ``FOLD_KEY = f`` reads ``folds[f]`` instead, so a user's
+        episodes see item vectors fitted without that user's ratings.
     """
 
     fields: tuple[FieldShape, ...] = field(default_factory=tuple)
@@ -84,6 +88,7 @@ class FieldEmbedding(nn.Module):
             self.key, width = config.item_vectors
             (shape,) = (f for f in self.fields if f.name == self.key)
             self.register_buffer("vectors", torch.zeros(shape.cardinality, width))
+            self.register_buffer("folds", None, persistent=False)
             self.looked = nn.Parameter(torch.randn(width, 2, dim) * 0.1)
         self.tables = nn.ModuleList(
             nn.Embedding(f.cardinality, dim, padding_idx=PAD) if f.kind != "num" else nn.Identity()
@@ -112,7 +117,10 @@ class FieldEmbedding(nn.Module):
                 parts.append(x.unsqueeze(-1) * self.numeric[j, 0] + self.numeric[j, 1])
                 j += 1
         if self.looked is not None:  # [..., width] -> [..., width, dim] -> [..., width * dim]
-            v = self.vectors[rows[self.key]].unsqueeze(-1)
+            if FOLD_KEY in rows and self.folds is not None:
+                v = self.folds[rows[FOLD_KEY], rows[self.key]].unsqueeze(-1)
+            else:
+                v = self.vectors[rows[self.key]].unsqueeze(-1)
             parts.append((v * self.looked[:, 0] + self.looked[:, 1]).flatten(-2))
         if not parts:
             index = rows[ROW_KEY]

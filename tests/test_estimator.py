@@ -401,3 +401,55 @@ def test_mf_features_need_ratings_and_item_ids():
     ratings = make_synthetic(n_users=40, n_items=30, random_state=1)
     with pytest.raises(InvalidParameterError, match="item ids are not used"):
         MetaRecommender(mf_features=4, use_item_ids=False, **FAST).fit(ratings.X, ratings.y)
+
+
+def test_meta_training_reads_item_vectors_fitted_without_the_users_own_fold(data, monkeypatch):
+    from recmeta import estimator
+    from recmeta.baselines import BiasedMF
+    from recmeta.model import FOLD_KEY
+
+    seen = {}
+    real_fit = estimator.Trainer.fit
+
+    def spy(self, train, validation, rng):  # the tables and folds as meta-training gets them
+        seen["folds"] = self.learner.scorer.item.folds.clone()
+        seen["user_fold"] = self.users[FOLD_KEY].numpy().copy()
+        seen["train"], seen["validation"] = train, validation
+        return real_fit(self, train, validation, rng)
+
+    monkeypatch.setattr(estimator.Trainer, "fit", spy)
+    model = MetaRecommender(mf_features=2, validation_fraction=0.2, **FAST).fit(data.X, data.y)
+    folds, user_fold = seen["folds"].numpy(), seen["user_fold"]
+    assert model.learner_.scorer.item.folds is None  # serving reads the full fit only
+    np.testing.assert_array_equal(folds[estimator.MF_FOLDS], model.learner_.scorer.item.vectors)
+    assert (user_fold[seen["validation"]] == estimator.MF_FOLDS).all()
+    assert sorted(set(user_fold[seen["train"]])) == list(range(estimator.MF_FOLDS))
+    # reference, one item at a time: the ridge solve of (q_i, b_i) on the other folds'
+    # ratings, with the users' factors of the full fit, standardised like the full table
+    users = model.users_.positions(data.X.user_id)
+    items = model.items_.positions(data.X.item_id)
+    train = np.isin(users, seen["train"])
+    seed = int(np.random.RandomState(FAST["random_state"]).randint(0, 2**31 - 1, size=2)[0])
+    mf = BiasedMF(n_factors=2, random_state=seed).fit(pd.DataFrame(
+        {"user_id": users[train], "item_id": items[train], "rating": data.y[train]}))
+    full = np.c_[mf.item_factors_, mf.item_bias_]
+    mean, spread = full.mean(0), full.std(0)
+    p = dict(zip(pd.unique(users[train]), mf.user_factors_, strict=True))
+    b = dict(zip(pd.unique(users[train]), mf.user_bias_, strict=True))
+    from recmeta.frames import ITEM_ID_FIELD
+
+    code = model.items_.encoded[ITEM_ID_FIELD]
+    checked = 0
+    for k in range(estimator.MF_FOLDS):
+        for i in mf.items_[:8]:
+            rows = np.flatnonzero(train & (items == i) & (user_fold[users] != k))
+            if not len(rows):
+                assert not folds[k, code[i]].any()
+                continue
+            z = np.array([np.r_[p[u], 1.0] for u in users[rows]])
+            t = data.y[rows] - mf.mean_ - np.array([b[u] for u in users[rows]])
+            x = np.linalg.solve(z.T @ z + np.diag([10.0, 10.0, 2.0]), z.T @ t)
+            np.testing.assert_allclose(folds[k, code[i]], (x - mean) / spread,
+                                       rtol=1e-4, atol=1e-5)
+            checked += 1
+    assert checked >= 30
