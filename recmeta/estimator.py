@@ -141,18 +141,22 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         With ``factors``, adaptation ends with the exact ridge solve of the user's factor
         (as ALS folds in a new user), this being the penalty on its change; 0 leaves the
         factor to the gradient steps. Squared error with ``adapted="mlp"`` only.
-    mf_features : int, default=0
+    mf_features : int or "auto", default="auto"
         Factors of a matrix factorisation given to the network as item features: ``fit``
         first fits a biased ALS (:class:`~recmeta.baselines.BiasedMF`) with this many
         factors on the training users' ratings (not those held out for early stopping),
         and each item id's factors and bias, standardised, become numeric item fields:
         the collaborative signal ALS ranks with. New items get zeros, as id dropout
-        trains for. 0: none. Ratings only; needs item ids (``use_item_ids=True``).
-        With 8, on MeLU's validation users (``benchmarks/tune_validation.py``) MAE fell
-        on existing and new items and nDCG@3 rose, in two seeds; on ML-100K's validation
-        new users (``benchmarks/tune_curves.py``) MAE was worse at k = 1, 3 and 10. Not
-        the default: the ALS has seen the very ratings meta-training scores its users on,
-        so training flatters the factors and stops early.
+        trains for. Meta-training reads each user's item vectors re-solved without that
+        user's fold of the training users, so it never scores a user on vectors fitted
+        to the user's own ratings (given those, it learnt to trust them more than a new
+        user's deserve, and was worse on ML-100K's validation new users). ``"auto"``: 8
+        for ratings, none for 0/1 feedback (all ones, nothing to factorise); 0: none.
+        Needs item ids (``use_item_ids=True``). With 8, on MeLU's validation users
+        (``benchmarks/tune_validation.py``) MAE fell on existing and new items and nDCG@3
+        rose, in two seeds, and on ML-100K's validation new users
+        (``benchmarks/tune_curves.py``) MAE fell at every k from 0 to 20; meta-training
+        takes about twice as long per epoch.
     max_history : int, default=100
         Largest support set: the latest rows of a history are used.
     query_size : int, default=10
@@ -214,7 +218,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         "negatives": P.Interval(int, 0), "embedding_dim": P.Interval(int, 1),
         "hidden": P.Widths(), "factors": P.Interval(int, 0),
         "factor_ridge": P.Interval(float, 0.0),
-        "mf_features": P.Interval(int, 0),
+        "mf_features": P.AnyOf((P.Options(("auto",)), P.Interval(int, 0))),
         "max_history": P.Interval(int, 1),
         "query_size": P.Interval(int, 1), "batch_size": P.Interval(int, 1),
         "outer_lr": P.Interval(float, 0.0, open_low=True), "max_epochs": P.Interval(int, 1),
@@ -229,7 +233,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                  inner_lr=0.1, shrinkage=10.0, objective="auto", meta_loss="auto", rank_weight=0.0,
                  init_weight=0.0, negatives=4,
                  embedding_dim=32,
-                 hidden=(64, 64), factors=0, factor_ridge=1.0, mf_features=0,
+                 hidden=(64, 64), factors=0, factor_ridge=1.0, mf_features="auto",
                  max_history=100, query_size=10,
                  batch_size=64,
                  outer_lr=1e-3, max_epochs=30, patience=3, validation_fraction=0.1,
@@ -366,10 +370,12 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         """Columns of each item's matrix-factorisation vector (its factors and its bias), 0
         for none. 0/1 feedback (all ones) has no ratings to factorise."""
         has_ids = ITEM_ID_FIELD in space.names()
+        if self.mf_features == "auto":
+            return 9 if objective != "binary" and has_ids else 0
         if self.mf_features and objective == "binary":
             raise P.InvalidParameterError(
                 f"mf_features={self.mf_features!r} factorises ratings, but y holds 0/1 "
-                f"feedback (objective 'binary'); leave mf_features=0.")
+                f"feedback (objective 'binary'); use mf_features=0 or 'auto'.")
         if self.mf_features and not has_ids:
             raise P.InvalidParameterError(
                 f"mf_features={self.mf_features!r} gives each item id a vector, but item ids "

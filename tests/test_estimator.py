@@ -370,9 +370,11 @@ def test_mf_features_are_the_standardised_als_factors_of_the_training_users(data
     others = np.setdiff1d(np.arange(len(vectors)), codes)  # padding and unknown ids
     assert len(others) >= 2 and not vectors[others].any()
     # id_dropout "auto" hides an id (and its factors) from a quarter of the rows with
-    # factors, a tenth without; the default is no factors
+    # factors, a tenth without; "auto" factors ratings with 8
     assert model.learner_.id_dropout == {ITEM_ID_FIELD: 0.25}
-    none = MetaRecommender(**FAST).fit(data.X, data.y).learner_
+    assert MetaRecommender(**FAST).fit(data.X, data.y).learner_.scorer.item.vectors.shape == (
+        vectors.shape[0], 9)
+    none = MetaRecommender(mf_features=0, **FAST).fit(data.X, data.y).learner_
     assert none.scorer.item.looked is None and none.id_dropout == {ITEM_ID_FIELD: 0.1}
     assert MetaRecommender(id_dropout=0.5, **FAST).fit(data.X, data.y).learner_.id_dropout == {
         ITEM_ID_FIELD: 0.5}
@@ -396,11 +398,14 @@ def test_mf_features_leave_out_the_users_held_out_for_early_stopping(data, monke
 
 def test_mf_features_need_ratings_and_item_ids():
     clicks = make_synthetic(n_users=40, n_items=30, implicit=True, random_state=1)
-    with pytest.raises(InvalidParameterError, match=r"0/1 feedback.*leave mf_features=0"):
+    assert MetaRecommender(**FAST).fit(clicks.X, clicks.y).learner_.scorer.item.looked is None
+    with pytest.raises(InvalidParameterError, match=r"0/1 feedback.*mf_features=0 or 'auto'"):
         MetaRecommender(mf_features=4, **FAST).fit(clicks.X, clicks.y)
     ratings = make_synthetic(n_users=40, n_items=30, random_state=1)
     with pytest.raises(InvalidParameterError, match="item ids are not used"):
         MetaRecommender(mf_features=4, use_item_ids=False, **FAST).fit(ratings.X, ratings.y)
+    fitted = MetaRecommender(use_item_ids=False, **FAST).fit(ratings.X, ratings.y)
+    assert fitted.learner_.scorer.item.looked is None
 
 
 def test_meta_training_reads_item_vectors_fitted_without_the_users_own_fold(data, monkeypatch):

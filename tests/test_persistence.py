@@ -61,7 +61,7 @@ def test_string_ids_and_binary_objective_survive(tmp_path):
 
 
 def test_a_model_saved_before_mf_features_loads_without_them(data, tmp_path):
-    model = MetaRecommender(**FAST).fit(data.X, data.y)
+    model = MetaRecommender(mf_features=0, **FAST).fit(data.X, data.y)
     model.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / META).read_text())
     del meta["params"]["mf_features"]
