@@ -59,7 +59,7 @@ class Baseline:
             raise DataError("ratings has NaN or infinite ratings; drop or fill them first.")
         self.items_ = pd.Index(pd.unique(ratings[C.ITEM]))
         self.mean_ = float(values.mean())
-        users = pd.Index(pd.unique(ratings[C.USER]))
+        self.users_ = users = pd.Index(pd.unique(ratings[C.USER]))
         self._fit(users.get_indexer(ratings[C.USER]), self.items_.get_indexer(ratings[C.ITEM]),
                   values, len(users))
         return self
@@ -278,7 +278,7 @@ class BiasedMF(Baseline):
                                     residual - user_x[users, -1],
                                     self._penalty(items, len(self.items_)))
         self.item_factors_, self.item_bias_ = item_x[:, :-1], item_x[:, -1]
-        # the users of the last item half-step, in the order of their first rating
+        # the users of the last item half-step, in the order of ``users_``
         self.user_factors_, self.user_bias_ = user_x[:, :-1], user_x[:, -1]
 
     def _item_rows(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -35,6 +35,7 @@ from .model import FOLD_KEY, FieldShape, Scorer, ScorerConfig
 from .training import Trainer, TrainSettings
 
 MF_FOLDS = 5  # folds of the training users for leak-free item vectors in meta-training
+MF_AUTO = 8  # mf_features="auto": factors for ratings
 
 
 @dataclass
@@ -371,7 +372,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         for none. 0/1 feedback (all ones) has no ratings to factorise."""
         has_ids = ITEM_ID_FIELD in space.names()
         if self.mf_features == "auto":
-            return 9 if objective != "binary" and has_ids else 0
+            return MF_AUTO + 1 if objective != "binary" and has_ids else 0
         if self.mf_features and objective == "binary":
             raise P.InvalidParameterError(
                 f"mf_features={self.mf_features!r} factorises ratings, but y holds 0/1 "
@@ -453,7 +454,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                              C.RATING: histories.target[keep] * data.scale + data.mean})
         mf = BiasedMF(n_factors=embed.vectors.shape[1] - 1, random_state=seed).fit(rows)
         n_items = len(mf.items_)
-        user = pd.Index(pd.unique(rows[C.USER])).get_indexer(rows[C.USER])  # mf's user order
+        user = mf.users_.get_indexer(rows[C.USER])
         item = mf.items_.get_indexer(rows[C.ITEM])
         fold = np.full(len(lengths), MF_FOLDS)
         fold[train] = np.random.default_rng(seed).permutation(len(train)) % MF_FOLDS

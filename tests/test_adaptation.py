@@ -394,5 +394,5 @@ def test_item_vectors_embed_each_column_of_the_looked_up_row_as_a_numeric_field(
         v = scorer.item.vectors[items["item"][row]]
         want = torch.cat([base[row], *(v[j] * looked[j, 0] + looked[j, 1] for j in range(3))])
         torch.testing.assert_close(got[row], want)
-    # the unknown and padding codes look up zero rows until filled; the buffer is saved
+    # the vectors are a buffer, so they are saved with the weights
     assert "item.vectors" in scorer.state_dict()
