@@ -7,6 +7,10 @@ ratings, 10 random query ratings, the rest as support):
 - ``U``: a fifth of the warm users (seed 123), a proxy for the user-cold state;
 - ``I``: the warm users' ratings of films from 1996 on, a proxy for the item-cold state.
 
+By default the models learn from every remaining rating. ``--train eligible`` learns as
+``recmeta evaluate`` does: only from the support sets of the remaining users with 13 to 100
+ratings (10 random ratings of each such user left out, as the warm state's query sets are).
+
     python benchmarks/tune_validation.py baselines             # bias and ALS on the same splits
     python benchmarks/tune_validation.py '{}'                  # the defaults
     python benchmarks/tune_validation.py '{"factors": 16}'     # any MetaRecommender parameters
@@ -32,12 +36,12 @@ from recmeta import MetaRecommender
 from recmeta import metrics as M
 from recmeta.baselines import BiasBaseline, BiasedMF
 from recmeta.datasets import RatingData, load_melu
-from recmeta.evaluate.splits import eligible
+from recmeta.evaluate.splits import eligible, support_query
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def splits(data_dir: Path):
+def splits(data_dir: Path, train_users: str = "all"):
     melu = load_melu(data_dir / "ml-1m" / "melu", states=("warm_state",))
     ratings = melu.state("warm_state").ratings
     rng = np.random.default_rng(123)
@@ -50,6 +54,8 @@ def splits(data_dir: Path):
     held_items = set(year[year >= 1996].index)
     is_user, is_item = ratings.user_id.isin(held_users), ratings.item_id.isin(held_items)
     train = ratings[~is_user & ~is_item]
+    if train_users == "eligible":
+        train = support_query(train, np.random.default_rng(0), 10).support
     evals = {"U": _protocol(ratings[is_user & ~is_item]),
              "I": _protocol(ratings[~is_user & is_item])}
     return melu, train, evals
@@ -76,11 +82,13 @@ def main() -> None:
     parser.add_argument("params", help='"baselines", or MetaRecommender parameters as JSON')
     parser.add_argument("--serve", action="store_true",
                         help="also score with other inner steps and shrinkage after the fit")
+    parser.add_argument("--train", choices=("all", "eligible"), default="all",
+                        help="learn from every remaining rating, or as the evaluation does")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get(
         "RECMETA_DATA", ROOT.parent / "shared" / "data")))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    melu, train, evals = splits(args.data_dir)
+    melu, train, evals = splits(args.data_dir, args.train)
     if args.params == "baselines":
         for baseline in (BiasBaseline(), BiasedMF()):
             baseline.fit(train)
