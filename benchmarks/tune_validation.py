@@ -15,6 +15,7 @@ ratings (10 random ratings of each such user left out, as the warm state's query
     python benchmarks/tune_validation.py '{}'                  # the defaults
     python benchmarks/tune_validation.py '{"factors": 16}'     # any MetaRecommender parameters
     python benchmarks/tune_validation.py '{}' --serve          # then 5/8/12 steps x shrinkage
+    python benchmarks/tune_validation.py '{}' --blend          # then blended with ALS's
 
 Each line gives the MAE of U and I, then their RMSE and nDCG@3 (MeLU's formula). One fit
 takes 2 to 5 minutes on one core (``OMP_NUM_THREADS=1``).
@@ -82,6 +83,8 @@ def main() -> None:
     parser.add_argument("params", help='"baselines", or MetaRecommender parameters as JSON')
     parser.add_argument("--serve", action="store_true",
                         help="also score with other inner steps and shrinkage after the fit")
+    parser.add_argument("--blend", action="store_true",
+                        help="also score (1 - w) * the model's + w * ALS's prediction")
     parser.add_argument("--train", choices=("all", "eligible"), default="all",
                         help="learn from every remaining rating, or as the evaluation does")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get(
@@ -107,6 +110,11 @@ def main() -> None:
 
     report(f"{args.params} ({fitted})", evals, predict)
     print("  validation loss by epoch:", [round(v, 4) for v in model.validation_loss_curve_])
+    if args.blend:
+        als = BiasedMF().fit(train)
+        for weight in (0.25, 0.5, 0.75):
+            report(f"  blended with ALS, weight {weight}", evals,
+                   lambda q, s, w=weight: (1 - w) * predict(q, s) + w * als.predict(q, s))
     if args.serve:
         for steps in (5, 8, 12):
             for shrinkage in (5.0, 10.0, 20.0):
