@@ -100,22 +100,6 @@ def test_melu_protocol_quick_sample(fake_melu):
     assert not np.allclose(notadapted, finetuned)
 
 
-def test_the_hybrid_is_the_mean_of_its_parts_and_shares_their_fit(fake_melu):
-    from recmeta.evaluate.methods import build
-
-    data = fake_melu.state("warm_state")
-    split = support_query(fake_melu.states["user_cold_state"], np.random.default_rng(0), 5)
-    methods = build(("metasgd", "als", "metasgd+als"), data, 0, TINY)
-    for method in methods.values():
-        method.fit(data)
-    hybrid = methods["metasgd+als"]
-    assert hybrid.neural.model_ is methods["metasgd"].model_  # fitted once
-    parts = [methods[m].predict(split.query, split.support) for m in ("metasgd", "als")]
-    assert not np.allclose(*parts)
-    np.testing.assert_allclose(hybrid.predict(split.query, split.support),
-                               0.5 * parts[0] + 0.5 * parts[1], rtol=1e-12)
-
-
 def test_support_curves_quick_sample(synthetic):
     results = support_curves(synthetic, ["item", "popularity", "bias", "als", "fomaml"],
                              seeds=(0,), ks=(0, 3, 5), n_unrated=20, neural_params=TINY)

@@ -16,9 +16,6 @@ Names
     The same network trained on pooled rows, not adapted (``inner_steps=0``).
 ``supervised-ft``
     That network fine-tuned per user with the meta methods' inner steps.
-``metasgd+als``
-    A diagnostic hybrid, not a product setting: the mean of ``metasgd``'s and ``als``'s
-    predictions (the ``metasgd`` fit is shared when both are run).
 """
 
 from __future__ import annotations
@@ -44,9 +41,7 @@ logger = logging.getLogger("recmeta")
 BASELINES = {"global": B.GlobalMean, "item": B.ItemMean, "popularity": B.Popularity,
              "bias": B.BiasBaseline, "als": B.BiasedMF}
 NEURAL = ("metasgd", "maml", "fomaml", "supervised", "supervised-ft", "metasgd-implicit")
-HYBRID = {"metasgd+als": ("metasgd", "als", 0.5)}  # name: (neural, baseline, baseline's weight)
-METHODS = (*BASELINES, *NEURAL, *HYBRID)
-HYBRID_PARTS = {neural for neural, _, _ in HYBRID.values()}
+METHODS = (*BASELINES, *NEURAL)
 CLASSIC = ("global", "item", "popularity", "bias", "als")
 
 
@@ -142,25 +137,6 @@ class NeuralMethod:
         return np.ones_like(ratings) if self.implicit else ratings
 
 
-@dataclass
-class BlendMethod:
-    """``(1 - weight) * neural + weight * baseline``: the two fitted apart, on the same data."""
-
-    neural: NeuralMethod
-    baseline: BaselineMethod
-    weight: float = 0.5
-    predicts_ratings: bool = True
-
-    def fit(self, train: RatingData) -> FitInfo:
-        info = self.neural.fit(train)
-        return FitInfo(info.seconds + self.baseline.fit(train).seconds, info.n_epochs,
-                       info.best_epoch)
-
-    def predict(self, query: pd.DataFrame, support: pd.DataFrame | None) -> np.ndarray:
-        return ((1.0 - self.weight) * self.neural.predict(query, support)
-                + self.weight * self.baseline.predict(query, support))
-
-
 def neural_estimator(method: str, data: RatingData, seed: int, **params) -> MetaRecommender:
     """A MetaRecommender for ``method`` with ``data``'s feature columns named explicitly."""
     from ..estimator import MetaRecommender
@@ -180,19 +156,10 @@ def build(names: tuple[str, ...], data: RatingData, seed: int,
     if unknown:
         raise DataError(f"Unknown method(s) {unknown}; choose from {list(METHODS)}.")
     shared: dict = {}
-    fits: dict = {}  # one fit per neural method, shared with the hybrids built on it
     out = {}
     for name in names:
         if name in BASELINES:
             out[name] = BaselineMethod(BASELINES[name]())
-        elif name in HYBRID:
-            neural, baseline, weight = HYBRID[name]
-            estimator = neural_estimator(neural, data, seed, **(neural_params or {}))
-            out[name] = BlendMethod(NeuralMethod(estimator, shared=fits.setdefault(neural, {})),
-                                    BaselineMethod(BASELINES[baseline]()), weight)
-        elif name in HYBRID_PARTS:
-            estimator = neural_estimator(name, data, seed, **(neural_params or {}))
-            out[name] = NeuralMethod(estimator, shared=fits.setdefault(name, {}))
         else:
             estimator = neural_estimator(name, data, seed, **(neural_params or {}))
             implicit = name.endswith("-implicit")

@@ -27,8 +27,7 @@ PAPER = "MeLU-5 (paper)"
 PAPER_COLUMN = {"MAE": 0, "nDCG@1": 1, "nDCG@3": 2}  # the metric's place in MELU_PAPER
 STATE_NAMES = {"warm_state": "warm", "user_cold_state": "user cold",
                "item_cold_state": "item cold", "user_and_item_cold_state": "user+item cold"}
-# meta-learned (or built on a meta-learned model): judged, not rivals
-META = ("metasgd", "maml", "fomaml", "metasgd-implicit", "metasgd+als")
+META = ("metasgd", "maml", "fomaml", "metasgd-implicit")  # meta-learned: judged, not rivals
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
