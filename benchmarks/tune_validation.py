@@ -102,7 +102,7 @@ def main() -> None:
     start = time.time()
     model = MetaRecommender(**{"random_state": 0, "verbose": 0, **params}).fit(data.X, data.y)
     fitted = (f"fit {time.time() - start:.0f}s, {model.n_epochs_} epochs, "
-              f"best {model.best_epoch_ + 1}")
+              f"best {model.best_epoch_ + 1}, ALS weight {model.blend_weight_}")
 
     def predict(query, support):
         return model.predict(data.features(query), data.features(support),

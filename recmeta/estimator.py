@@ -18,6 +18,7 @@ from . import columns as C
 from .adaptation import META_LOSSES, InnerLoop
 from .adapted import AdaptedUsers, Request
 from .baselines import BiasedMF, ridge_by_group
+from .blend import MFBlend
 from .catalog import EntityTable, raw_side
 from .episodes import EpisodeSampler, Histories
 from .features import FeatureSpace
@@ -30,6 +31,7 @@ from .frames import (
     to_frame,
     with_row_items,
 )
+from .hybrid import GRID, blend_losses, fill_blend
 from .meta import ADAPT, METHODS, MetaLearner
 from .model import FOLD_KEY, FieldShape, Scorer, ScorerConfig
 from .training import Trainer, TrainSettings
@@ -158,6 +160,14 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         rose, in two seeds, and on ML-100K's validation new users
         (``benchmarks/tune_curves.py``) MAE fell at every k from 0 to 20; meta-training
         takes about twice as long per epoch.
+    mf_blend : float or "auto", default="auto"
+        Weight ``w`` of a biased ALS (:class:`~recmeta.baselines.BiasedMF`, fitted on the
+        training users' ratings after meta-training) in the scores: whenever a user is
+        adapted, the same history folds the user into the ALS (its closed-form solve), and
+        an item the ALS knows scores ``(1 - w) * network + w * ALS``; new items, the
+        network alone. ``"auto"``: for ratings with item ids, the weight of 0, 0.1, ..., 1
+        with the least meta-loss on the users held out for early stopping (0 when none
+        are); 0: none. Needs ratings and item ids.
     max_history : int, default=100
         Largest support set: the latest rows of a history are used.
     query_size : int, default=10
@@ -189,6 +199,10 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
     n_epochs_ : int
     best_epoch_ : int
     loss_curve_, validation_loss_curve_ : list of float
+    blend_weight_ : float or None
+        The ALS's weight in the scores (``mf_blend``); None without the blend.
+    blend_losses_ : list of float or None
+        With ``mf_blend="auto"``, the held-out users' meta-loss at each weight tried.
 
     Examples
     --------
@@ -220,6 +234,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         "hidden": P.Widths(), "factors": P.Interval(int, 0),
         "factor_ridge": P.Interval(float, 0.0),
         "mf_features": P.AnyOf((P.Options(("auto",)), P.Interval(int, 0))),
+        "mf_blend": P.AnyOf((P.Options(("auto",)), P.Interval(float, 0.0, 1.0))),
         "max_history": P.Interval(int, 1),
         "query_size": P.Interval(int, 1), "batch_size": P.Interval(int, 1),
         "outer_lr": P.Interval(float, 0.0, open_low=True), "max_epochs": P.Interval(int, 1),
@@ -235,7 +250,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                  init_weight=0.0, negatives=4,
                  embedding_dim=32,
                  hidden=(64, 64), factors=0, factor_ridge=1.0, mf_features="auto",
-                 max_history=100, query_size=10,
+                 mf_blend="auto", max_history=100, query_size=10,
                  batch_size=64,
                  outer_lr=1e-3, max_epochs=30, patience=3, validation_fraction=0.1,
                  device="auto", random_state=None, verbose=1):
@@ -263,6 +278,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         self.factors = factors
         self.factor_ridge = factor_ridge
         self.mf_features = mf_features
+        self.mf_blend = mf_blend
         self.max_history = max_history
         self.query_size = query_size
         self.batch_size = batch_size
@@ -307,6 +323,8 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         finally:
             if folds is not None:  # serving and saving read the full fit only
                 learner.scorer.item.folds = None
+        blend_weight, blend_losses = self._fit_blend(
+            learner, users, items, histories, data, train, result, int(seeds[0]), device)
         # every fitted attribute is set here, after training succeeded
         self.schema_, self.feature_space_, self.objective_ = data.schema, space, data.objective
         self.target_mean_, self.target_scale_ = data.mean, data.scale
@@ -314,6 +332,7 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         self.learner_, self.device_ = learner.eval(), device
         self.loss_curve_, self.validation_loss_curve_ = result.train_loss, result.validation_loss
         self.n_epochs_, self.best_epoch_ = result.n_epochs, result.best_epoch
+        self.blend_weight_, self.blend_losses_ = blend_weight, blend_losses
         self.n_features_in_ = len(data.columns)
         if all(isinstance(c, str) for c in data.columns):
             self.feature_names_in_ = np.asarray(data.columns, dtype=object)
@@ -390,8 +409,50 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
                               (ITEM_ID_FIELD, width) if width else ())
         rate = (0.25 if width else 0.1) if self.id_dropout == "auto" else self.id_dropout
         dropout = {ITEM_ID_FIELD: rate} if ITEM_ID_FIELD in space.names() else {}
+        blend = None
+        if self._blends(space, objective):
+            (n_codes,) = (f.cardinality for f in space.fields if f.name == ITEM_ID_FIELD)
+            blend = MFBlend(n_codes, BiasedMF().n_factors, ITEM_ID_FIELD)
         return MetaLearner(Scorer(config), self.adapted, self.inner_lr,
-                           learn_lr=self.method == "metasgd", id_dropout=dropout)
+                           learn_lr=self.method == "metasgd", id_dropout=dropout, blend=blend)
+
+    def _blends(self, space: FeatureSpace, objective: str) -> bool:
+        """Whether scores blend in the ALS (``mf_blend``): ratings with item ids."""
+        has_ids = ITEM_ID_FIELD in space.names()
+        if self.mf_blend == "auto":
+            return objective != "binary" and has_ids
+        if self.mf_blend and objective == "binary":
+            raise P.InvalidParameterError(
+                f"mf_blend={self.mf_blend!r} blends in an ALS of ratings, but y holds 0/1 "
+                f"feedback (objective 'binary'); use mf_blend=0 or 'auto'.")
+        if self.mf_blend and not has_ids:
+            raise P.InvalidParameterError(
+                f"mf_blend={self.mf_blend!r} blends in an ALS of item ids, but item ids are "
+                f"not used (use_item_ids=False or item_col=None); use mf_blend=0.")
+        return bool(self.mf_blend)
+
+    def _fit_blend(self, learner, users, items, histories, data, train, result, seed,
+                   device) -> tuple[float | None, list | None]:
+        """Fill the blend's ALS from the training users' ratings and set its weight, with
+        "auto" the one early stopping's users score best. Returns the weight, and with
+        "auto" their loss at each weight tried."""
+        if learner.blend is None:
+            return None, None
+        ratings = _training_ratings(histories, train, data)
+        codes = items.encoded[ITEM_ID_FIELD]
+        fill_blend(learner, ratings, codes, data.mean, data.scale, seed)
+        losses = None
+        weight = self.mf_blend
+        if weight == "auto":
+            weight = 0.0
+            if result.episodes:
+                losses = blend_losses(learner, users.tensors(device), items.tensors(device),
+                                      result.episodes, self._loop(data.objective),
+                                      self._meta_loss(data.objective))
+                weight = GRID[int(np.argmin(losses))]
+                losses = [float(v) for v in losses]
+        learner.blend.weight.fill_(float(weight))
+        return float(weight), losses
 
     def _serving_loop(self) -> InnerLoop:
         """The inner loop as the parameters say now: ``inner_steps``, and ``inner_lr`` for
@@ -446,19 +507,16 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         if embed.looked is None:
             return None
         lengths = histories.lengths()
-        owner = np.repeat(np.arange(len(lengths)), lengths)
-        keep = np.isin(owner, train)
-        if not keep.any():
+        rows = _training_ratings(histories, train, data)
+        if rows.empty:
             return None
-        rows = pd.DataFrame({C.USER: owner[keep], C.ITEM: histories.items[keep],
-                             C.RATING: histories.target[keep] * data.scale + data.mean})
         mf = BiasedMF(n_factors=embed.vectors.shape[1] - 1, random_state=seed).fit(rows)
         n_items = len(mf.items_)
         user = mf.users_.get_indexer(rows[C.USER])
         item = mf.items_.get_indexer(rows[C.ITEM])
         fold = np.full(len(lengths), MF_FOLDS)
         fold[train] = np.random.default_rng(seed).permutation(len(train)) % MF_FOLDS
-        row_fold = fold[owner[keep]]
+        row_fold = fold[rows[C.USER].to_numpy()]
         # fold k's item half-step: rows (p_u, 1) of the other folds, targets r - mu - b_u
         target = rows[C.RATING].to_numpy() - mf.mean_ - mf.user_bias_[user]
         design = np.c_[mf.user_factors_[user], np.ones(len(user))]
@@ -577,6 +635,15 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True  # a missing feature value maps to "unknown"
         return tags
+
+
+def _training_ratings(histories: Histories, train: np.ndarray, data) -> pd.DataFrame:
+    """The training users' rows as ratings: user row, item row, rating (unscaled)."""
+    lengths = histories.lengths()
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    keep = np.isin(owner, train)
+    return pd.DataFrame({C.USER: owner[keep], C.ITEM: histories.items[keep],
+                         C.RATING: histories.target[keep] * data.scale + data.mean})
 
 
 def resolve_device(device: str) -> torch.device:

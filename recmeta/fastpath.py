@@ -25,7 +25,7 @@ from torch.func import functional_call
 from .adaptation import InnerLoop, adapt, adapt_one, score
 from .episodes import with_negatives
 from .exceptions import DataError
-from .meta import rows
+from .meta import EMBEDDED, rows
 
 __all__ = ["NewUserRecommender"]
 
@@ -125,12 +125,21 @@ class NewUserRecommender:
                 fast = adapt_one(learner.scorer, self.loop, learner.reference_params(),
                                  learner.reference_lrs(), (u, _take(self._all_items, support)),
                                  target.float(), mask)
-                return functional_call(learner.scorer, fast, (u, self._cand_items))
-            # a batch of one user: the default scorer's hand-written inner loop
-            params, lrs, dims = learner.start(learner.scorer.user(user_rows))
-            fast = adapt(learner.adapted, params, lrs, (self._all_items[support][None],),
-                         target.float()[None], mask[None], self.loop, param_dims=dims)
-            return score(learner.adapted, fast, (self._cand_items,), in_dims=(None,))[0]
+                net = functional_call(learner.scorer, fast, (u, self._cand_items))[None]
+            else:  # a batch of one user: the default scorer's hand-written inner loop
+                params, lrs, dims = learner.start(learner.scorer.user(user_rows))
+                items = self._all_items[EMBEDDED]
+                fast = adapt(learner.adapted, params, lrs, (items[support][None],),
+                             target.float()[None], mask[None], self.loop, param_dims=dims)
+                net = score(learner.adapted, fast, (self._cand_items[EMBEDDED],),
+                            in_dims=(None,))
+            blend = learner.blend
+            if blend is None:
+                return net[0]
+            codes = self._items[blend.field]  # the ALS's fold-in from the same history
+            als_user = blend.fold_in(codes[support][None], target.float()[None], mask[None])
+            cand = codes[self._candidates]
+            return blend.mix(net, blend.predict(als_user, cand), cand)[0]
 
 
 def _take(items, index: torch.Tensor):

@@ -30,6 +30,7 @@ from .adaptation import (
     pointwise_loss,
     score,
 )
+from .blend import BLEND_KEY, MFBlend
 from .episodes import Batch
 from .model import FOLD_KEY, ROW_KEY, Scorer
 
@@ -38,6 +39,7 @@ OFFSET = "body.item_in.bias"  # the first layer's bias: per user, it absorbs W1_
 # parameters of the body each user holds a copy of, and the user-side layer each absorbs
 PER_USER = {OFFSET: "user_in", "body.factor": "user_factor"}
 
+EMBEDDED = "_embedded"  # serving's items: every item's vector, embedded once per call
 METHODS = ("maml", "fomaml", "metasgd", "supervised")
 ADAPT = ("mlp", "all")
 Table = dict[str, Tensor]
@@ -71,12 +73,17 @@ class MetaLearner(nn.Module):
         In training mode, each item row's value of these fields is replaced by "unknown"
         with the given probability, so the unknown embedding learns to stand for a new item
         and the other fields learn to carry what the id would.
+    blend : MFBlend, default=None
+        When given, adapting a user also folds it into the ALS, and scoring blends the two
+        (see :mod:`recmeta.blend`). Meta-training never uses it.
     """
 
     def __init__(self, scorer: Scorer, adapt: str = "mlp", inner_lr: float = 0.1,
-                 learn_lr: bool = False, id_dropout: dict[str, float] | None = None):
+                 learn_lr: bool = False, id_dropout: dict[str, float] | None = None,
+                 blend: MFBlend | None = None):
         super().__init__()
         self.scorer = scorer
+        self.blend = blend
         self.id_dropout = dict(id_dropout or {})
         self.generator: torch.Generator | None = None
         self.adapt_all = adapt == "all"
@@ -103,8 +110,8 @@ class MetaLearner(nn.Module):
         """Arguments of :attr:`reference` for users ``[B]`` and their items ``[B, L]`` (or a
         candidate list ``[N]``): embedded vectors, or the raw rows when everything adapts."""
         user_rows = rows(users, user_index)
-        if isinstance(items, Tensor):  # item vectors embedded beforehand (serving)
-            return self.scorer.user(user_rows), items[item_index]
+        if EMBEDDED in items:  # item vectors embedded beforehand (serving)
+            return self.scorer.user(user_rows), items[EMBEDDED][item_index]
         item_rows = rows(items, item_index)
         if FOLD_KEY in user_rows and item_index.dim() == 2:  # [B, L]: the users' own rows
             # each item row reads its user's fold of the item vectors
@@ -151,34 +158,52 @@ class MetaLearner(nn.Module):
         return ({n[strip:]: params[n] for n in names}, {n[strip:]: lrs[n] for n in names}, dims)
 
     def adapt(self, users: Table, items: Table, support: Batch, loop: InnerLoop) -> Params:
-        """Adapted parameters ``{name: [B, ...]}`` of each user in ``support``."""
+        """Adapted parameters ``{name: [B, ...]}`` of each user in ``support``, and with a
+        blend each user's ALS vector under ``BLEND_KEY``."""
         user, item = self.vectors(users, items, support.users, support.items)
         if self.adapt_all:
-            return adapt(self.scorer, self.reference_params(), self.reference_lrs(),
+            fast = adapt(self.scorer, self.reference_params(), self.reference_lrs(),
                          (user, item), support.target, support.mask, loop)
-        params, lrs, dims = self.start(user)
-        return adapt(self.adapted, params, lrs, (item,), support.target, support.mask, loop,
-                     param_dims=dims)
+        else:
+            params, lrs, dims = self.start(user)
+            fast = adapt(self.adapted, params, lrs, (item,), support.target, support.mask,
+                         loop, param_dims=dims)
+        if self.blend is not None and not self.training:  # serving, not meta-training
+            fast[BLEND_KEY] = self.blend.fold_in(items[self.blend.field][support.items],
+                                                 support.target, support.mask)
+        return fast
 
     def score(self, users: Table, items: Table, fast: Params, user_index: Tensor,
               item_index: Tensor) -> Tensor:
         """Scores ``[B, L]`` with adapted parameters; ``item_index`` is per user ``[B, L]``
-        or a candidate list ``[N]`` shared by every user (then ``[B, N]``)."""
+        or a candidate list ``[N]`` shared by every user (then ``[B, N]``). With a blend
+        and users adapted with it, items the ALS knows get the blended score."""
+        fast = dict(fast)
+        als_user = fast.pop(BLEND_KEY, None)
         shared = item_index.dim() == 1
         if self.adapt_all:
             inputs = self.vectors(users, items, user_index, item_index)
-            return score(self.scorer, fast, inputs, in_dims=(0, None) if shared else None)
-        item_vec = items[item_index] if isinstance(items, Tensor) else \
-            self.scorer.item(rows(items, item_index))
-        return score(self.adapted, fast, (item_vec,), in_dims=(None,) if shared else None)
+            net = score(self.scorer, fast, inputs, in_dims=(0, None) if shared else None)
+        else:
+            item_vec = items[EMBEDDED][item_index] if EMBEDDED in items else \
+                self.scorer.item(rows(items, item_index))
+            net = score(self.adapted, fast, (item_vec,), in_dims=(None,) if shared else None)
+        if als_user is None or self.blend is None:
+            return net
+        codes = items[self.blend.field][item_index]
+        return self.blend.mix(net, self.blend.predict(als_user, codes), codes)
 
-    def serving_items(self, items: Table) -> Table | Tensor:
+    def serving_items(self, items: Table) -> Table:
         """What serving passes as ``items``: when only the MLP adapts, every item's vector,
-        embedded once per call instead of once per user and row."""
+        embedded once per call instead of once per user and row (under ``EMBEDDED``), and
+        the item ids' codes when there is a blend."""
         if self.adapt_all:
             return items
         with torch.no_grad():
-            return self.scorer.item(items)
+            out = {EMBEDDED: self.scorer.item(items)}
+        if self.blend is not None:
+            out[self.blend.field] = items[self.blend.field]
+        return out
 
     def query_loss(self, users: Table, items: Table, support: Batch, query: Batch,
                    loop: InnerLoop, loss: str | None = None, rank_weight: float = 0.0,

@@ -64,7 +64,8 @@ def save(model, path) -> None:
                    "target_scale": model.target_scale_, "n_features_in": model.n_features_in_,
                    "feature_names_in": _names(model), "loss_curve": model.loss_curve_,
                    "validation_loss_curve": model.validation_loss_curve_,
-                   "best_epoch": model.best_epoch_},
+                   "best_epoch": model.best_epoch_, "blend_weight": model.blend_weight_,
+                   "blend_losses": model.blend_losses_},
         "user_ids": _ids(model.users_.ids),
         "item_ids": _ids(model.items_.ids),
         "sha256": digests,
@@ -101,6 +102,9 @@ def load(cls, path, device: str = "auto"):
     model.loss_curve_ = fitted["loss_curve"]
     model.validation_loss_curve_ = fitted["validation_loss_curve"]
     model.n_epochs_, model.best_epoch_ = len(model.loss_curve_), fitted["best_epoch"]
+    # written before the blend: none
+    model.blend_weight_ = fitted.get("blend_weight")
+    model.blend_losses_ = fitted.get("blend_losses")
     model.device_ = resolve_device(device)
     learner = model._build_learner(model.feature_space_, model.objective_)
     try:
@@ -192,6 +196,7 @@ def _params_back(params: dict) -> dict:
     out = dict(params)
     out["hidden"] = tuple(out["hidden"])
     out.setdefault("mf_features", 0)  # written before the option: no item vectors
+    out.setdefault("mf_blend", 0.0)  # written before the option: no blend
     return out
 
 

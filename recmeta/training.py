@@ -51,6 +51,7 @@ class TrainResult:
     train_loss: list[float] = field(default_factory=list)
     validation_loss: list[float] = field(default_factory=list)
     best_epoch: int = 0
+    episodes: list = field(default_factory=list, repr=False)  # the validation users'
 
     @property
     def n_epochs(self) -> int:
@@ -116,7 +117,7 @@ class Trainer:
         self.learner.generator = self.generator
         self.learner.train()
         fixed = np.random.default_rng(rng.integers(2**32))
-        validation = self._fixed_episodes(validation_users, fixed)
+        validation = result.episodes = self._fixed_episodes(validation_users, fixed)
         best_loss, best_state, stale = np.inf, None, 0
         steps = -(-len(train_users) // settings.batch_size)
         bar = tqdm(total=settings.max_epochs * steps, desc="meta-training", unit="batch",

@@ -388,7 +388,8 @@ def test_mf_features_leave_out_the_users_held_out_for_early_stopping(data, monke
     monkeypatch.setattr(estimator.BiasedMF, "fit",
                         lambda self, rows: seen.append(rows) or real(self, rows))
     model = MetaRecommender(mf_features=2, validation_fraction=0.25, **FAST).fit(data.X, data.y)
-    (rows,) = seen
+    rows, blend_rows = seen  # the item vectors' ALS, then the blend's: the same rows
+    assert blend_rows.equals(rows)
     n_users = data.X.user_id.nunique()
     assert rows.user_id.nunique() == n_users - round(0.25 * n_users)
     # the ratings it factorised are those of its users, on the caller's scale

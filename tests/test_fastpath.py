@@ -15,11 +15,13 @@ def _history(data, items, user):
     return rows.assign(user_id="new", **user)
 
 
-@pytest.mark.parametrize("implicit,adapted,factors", [(False, "mlp", 0), (False, "all", 0),
-                                                      (True, "mlp", 0), (False, "mlp", 4)])
-def test_fast_path_equals_public_path(implicit, adapted, factors):
+@pytest.mark.parametrize("implicit,adapted,factors,blend", [
+    (False, "mlp", 0, 0.0), (False, "all", 0, 0.0), (True, "mlp", 0, "auto"),
+    (False, "mlp", 4, 0.0), (False, "mlp", 0, 0.4), (False, "all", 0, 0.4)])
+def test_fast_path_equals_public_path(implicit, adapted, factors, blend):
     data = make_synthetic(n_users=80, n_items=60, implicit=implicit, random_state=5)
-    model = MetaRecommender(adapted=adapted, factors=factors, **FAST).fit(data.X, data.y)
+    model = MetaRecommender(adapted=adapted, factors=factors, mf_blend=blend,
+                            **FAST).fit(data.X, data.y)
     known = model.items_.ids.to_numpy()
     items = known[[3, 1, 4, 15, 9]]
     ratings = np.ones(5) if implicit else np.array([5.0, 1.0, 4.0, 2.0, 5.0])

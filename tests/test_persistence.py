@@ -23,7 +23,8 @@ def data():
 def model(data):
     # with the dot-product term and item factors, so their parameters, buffers and settings
     # round-trip too
-    return MetaRecommender(method="metasgd", factors=4, mf_features=3, **FAST).fit(data.X, data.y)
+    return MetaRecommender(method="metasgd", factors=4, mf_features=3, mf_blend=0.5,
+                           **FAST).fit(data.X, data.y)
 
 
 def _same(a, b, data):
@@ -46,6 +47,11 @@ def test_save_load_round_trip(model, data, tmp_path):
     vectors = model.learner_.scorer.item.vectors  # the item factors of mf_features
     assert vectors.abs().sum() > 0
     torch.testing.assert_close(loaded.learner_.scorer.item.vectors, vectors, rtol=0, atol=0)
+    blend = model.learner_.blend  # the ALS of mf_blend
+    assert blend.known.any() and loaded.blend_weight_ == 0.5
+    for name, value in blend.state_dict().items():
+        torch.testing.assert_close(loaded.learner_.blend.state_dict()[name], value, rtol=0,
+                                   atol=0)
     _same(model, loaded, data)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted([META, WEIGHTS, DATA])
 
@@ -60,14 +66,15 @@ def test_string_ids_and_binary_objective_survive(tmp_path):
     np.testing.assert_array_equal(model.predict(X), loaded.predict(X))
 
 
-def test_a_model_saved_before_mf_features_loads_without_them(data, tmp_path):
-    model = MetaRecommender(mf_features=0, **FAST).fit(data.X, data.y)
+def test_a_model_saved_before_mf_features_and_mf_blend_loads_without_them(data, tmp_path):
+    model = MetaRecommender(mf_features=0, mf_blend=0, **FAST).fit(data.X, data.y)
     model.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / META).read_text())
-    del meta["params"]["mf_features"]
+    del meta["params"]["mf_features"], meta["params"]["mf_blend"]
+    del meta["fitted"]["blend_weight"], meta["fitted"]["blend_losses"]
     (tmp_path / "m" / META).write_text(json.dumps(meta))
     loaded = MetaRecommender.load(tmp_path / "m")
-    assert loaded.mf_features == 0
+    assert loaded.mf_features == 0 and loaded.mf_blend == 0 and loaded.blend_weight_ is None
     _same(model, loaded, data)
 
 
