@@ -156,6 +156,7 @@ def bench_latency(rows: list, repeats: int) -> None:
                      f"{threads} thread(s)", f"p50 {p50:.1f} ms", f"p99 {p99:.1f} ms "
                                                                   f"(target <= 10 ms)"))
     torch.set_num_threads(default_threads)
+    _blend_cost(rows, model, known, repeats)
     times = []
     for _ in range(max(repeats // 5, 10)):
         items, ratings = rng.choice(known, 20, replace=False), rng.integers(1, 6, 20)
@@ -167,6 +168,26 @@ def bench_latency(rows: list, repeats: int) -> None:
     p50, p99 = np.percentile(times, [50, 99]) * 1000
     rows.append(("  same through adapt(frame).recommend() (pandas in the path)",
                  f"p50 {p50:.1f} ms", f"p99 {p99:.1f} ms"))
+
+
+def _blend_cost(rows: list, model, known: np.ndarray, repeats: int) -> None:
+    """The fast path with and without the ALS blend (``mf_blend``), requests interleaved."""
+    if model.learner_.blend is None:
+        return
+    without = copy.deepcopy(model)
+    without.learner_.blend = None
+    paths = {"with": NewUserRecommender(model), "without": NewUserRecommender(without)}
+    times, rng = {name: [] for name in paths}, np.random.default_rng(2)
+    for _ in range(repeats):
+        items, ratings = rng.choice(known, 20, replace=False), rng.integers(1, 6, 20)
+        for name, fast in paths.items():
+            t0 = time.perf_counter()
+            fast.recommend(items, ratings, {"gender": "F", "age": "25-34"}, n=10)
+            times[name].append(time.perf_counter() - t0)
+    p50 = {name: np.percentile(t, 50) * 1000 for name, t in times.items()}
+    rows.append((f"  fast path with / without the ALS blend (weight {model.blend_weight_})",
+                 f"p50 {p50['with']:.2f} / {p50['without']:.2f} ms",
+                 f"{p50['with'] / p50['without']:.2f}x"))
 
 
 def training_batches(rng, n_batches: int, per_step: int = PER_STEP) -> list:
