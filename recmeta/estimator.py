@@ -167,7 +167,9 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         an item the ALS knows scores ``(1 - w) * network + w * ALS``; new items, the
         network alone. ``"auto"``: for ratings with item ids, the weight of 0, 0.1, ..., 1
         with the least meta-loss on the users held out for early stopping (0 when none
-        are); 0: none. Needs ratings and item ids.
+        are); 0: none. Needs ratings and item ids. After a fit with the blend,
+        ``set_params(mf_blend=w)`` changes its weight for the next ``predict`` or
+        ``adapt`` (0: the network alone; "auto": the fitted weight).
     max_history : int, default=100
         Largest support set: the latest rows of a history are used.
     query_size : int, default=10
@@ -456,12 +458,18 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
 
     def _serving_loop(self) -> InnerLoop:
         """The inner loop as the parameters say now: ``inner_steps``, and ``inner_lr`` for
-        methods whose rates are not learned, may be changed with ``set_params`` after fit."""
+        methods whose rates are not learned, may be changed with ``set_params`` after fit;
+        so may a fitted blend's weight (``mf_blend``: a number, or "auto" for the fitted
+        one; 0 serves the network alone)."""
         rates = list(self.learner_.lr.parameters())
         if not any(p.requires_grad for p in rates):
             with torch.no_grad():
                 for p in rates:
                     p.fill_(self.inner_lr)
+        blend = self.learner_.blend
+        if blend is not None:
+            weight = self.blend_weight_ if self.mf_blend == "auto" else self.mf_blend
+            blend.weight.fill_(float(weight))
         return self._loop(self.objective_)
 
     def _meta_loss(self, objective: str) -> str:

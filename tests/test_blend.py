@@ -96,17 +96,17 @@ def test_every_serving_path_blends(data):
     ``net`` on new ones, with the ALS folded in from the same history."""
     model = MetaRecommender(mf_blend=0.3, **FAST).fit(data.X, data.y)
     blend = model.learner_.blend
-    hist = data.X[data.X.user_id < 10]
-    y_hist = data.y[: len(hist)]
+    first = (data.X.user_id < 10).to_numpy()
+    hist, y_hist = data.X[first], data.y[first]
     X = data.X[data.X.user_id < 10].assign(item_id=lambda f: f.item_id.where(
         f.index % 3 > 0, 999))  # every third row a new item (features only)
     blended = model.predict(X, hist, y_hist)
     np.testing.assert_allclose(model.adapt(hist, y_hist).predict(X), blended, rtol=1e-5)
-    blend.weight.fill_(0.0)
+    model.set_params(mf_blend=0.0)
     net = model.predict(X, hist, y_hist)
-    blend.weight.fill_(1.0)
+    model.set_params(mf_blend=1.0)
     als = model.predict(X, hist, y_hist)
-    blend.weight.fill_(0.3)
+    model.set_params(mf_blend=0.3)
     known = X.item_id.isin(model.items_.ids).to_numpy()
     assert (~known).any() and known.any()
     np.testing.assert_allclose(blended[known], 0.7 * net[known] + 0.3 * als[known], rtol=1e-5)
@@ -147,3 +147,20 @@ def test_blend_needs_ratings_and_item_ids():
     with pytest.raises(InvalidParameterError, match="mf_blend"):
         MetaRecommender(mf_blend=1.5, **FAST).fit(ratings.X, ratings.y)
     assert pd.api.types.is_float(MetaRecommender(**FAST).fit(ratings.X, ratings.y).blend_weight_)
+
+
+def test_the_weight_can_be_changed_after_fit(data):
+    model = MetaRecommender(mf_blend=0.3, **FAST).fit(data.X, data.y)
+    first = (data.X.user_id < 10).to_numpy()
+    hist, y_hist = data.X[first], data.y[first]
+    blended = model.predict(hist, hist, y_hist)
+    model.set_params(mf_blend=0.0)
+    net = model.predict(hist, hist, y_hist)
+    assert np.abs(net - blended).max() > 1e-3
+    # the network alone: as a fit without the blend (meta-training never sees it)
+    alone = MetaRecommender(mf_blend=0, **FAST).fit(data.X, data.y)
+    np.testing.assert_allclose(net, alone.predict(hist, hist, y_hist), rtol=1e-6)
+    model.set_params(mf_blend=0.3)
+    np.testing.assert_array_equal(model.predict(hist, hist, y_hist), blended)
+    model.set_params(mf_blend="auto")  # the fitted weight, 0.3
+    np.testing.assert_array_equal(model.predict(hist, hist, y_hist), blended)

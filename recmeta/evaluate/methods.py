@@ -13,7 +13,8 @@ Names
 ``metasgd``, ``maml``, ``fomaml``
     :class:`~recmeta.MetaRecommender` meta-trained with that method and adapted per user.
 ``supervised``
-    The same network trained on pooled rows, not adapted (``inner_steps=0``).
+    The same network trained on pooled rows, not adapted (``inner_steps=0``, and no ALS
+    fold-in: ``mf_blend=0``).
 ``supervised-ft``
     That network fine-tuned per user with the meta methods' inner steps.
 """
@@ -83,7 +84,7 @@ class NeuralMethod:
     estimator : MetaRecommender
         Unfitted; cloned in ``fit``.
     adapt : bool, default=True
-        False scores every user with the initialisation (``inner_steps=0``).
+        False scores every user with the initialisation (``inner_steps=0``, ``mf_blend=0``).
     shared : dict, default=None
         A cache shared by methods built on one estimator (``supervised`` and
         ``supervised-ft``), so it is fitted once.
@@ -119,9 +120,9 @@ class NeuralMethod:
 
     def predict(self, query: pd.DataFrame, support: pd.DataFrame | None) -> np.ndarray:
         model = self.model_
-        steps = model.inner_steps
-        if not self.adapt:
-            model.set_params(inner_steps=0)
+        steps, blend = model.inner_steps, model.mf_blend
+        if not self.adapt:  # nothing of the user's history: no steps, no ALS fold-in
+            model.set_params(inner_steps=0, mf_blend=0.0)
         try:
             X = self._features.features(query)
             if support is None or len(support) == 0:
@@ -130,7 +131,7 @@ class NeuralMethod:
             return model.predict(X, history,
                                  self._target(support[C.RATING].to_numpy(dtype=np.float64)))
         finally:
-            model.set_params(inner_steps=steps)
+            model.set_params(inner_steps=steps, mf_blend=blend)
 
     def _target(self, ratings: np.ndarray) -> np.ndarray:
         """Implicit methods learn from who rated what: every rating becomes a 1."""
