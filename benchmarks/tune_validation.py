@@ -92,6 +92,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     melu, train, evals = splits(args.data_dir, args.train)
+    print(f"training on {len(train):,} ratings of {train.user_id.nunique():,} users "
+          f"(--train {args.train})", flush=True)
     if args.params == "baselines":
         for baseline in (BiasBaseline(), BiasedMF()):
             baseline.fit(train)

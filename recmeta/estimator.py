@@ -391,18 +391,28 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
     def _mf_width(self, space: FeatureSpace, objective: str) -> int:
         """Columns of each item's matrix-factorisation vector (its factors and its bias), 0
         for none. 0/1 feedback (all ones) has no ratings to factorise."""
-        has_ids = ITEM_ID_FIELD in space.names()
-        if self.mf_features == "auto":
-            return MF_AUTO + 1 if objective != "binary" and has_ids else 0
-        if self.mf_features and objective == "binary":
+        if not self._on_ratings_with_ids("mf_features", space, objective,
+                                         ("factorises ratings", "gives each item id a vector")):
+            return 0
+        return (MF_AUTO if self.mf_features == "auto" else self.mf_features) + 1
+
+    def _on_ratings_with_ids(self, name: str, space: FeatureSpace, objective: str,
+                             does: tuple[str, str]) -> bool:
+        """Whether the option ``name`` (``"auto"`` or a number) is on. It needs ratings and
+        item ids: ``"auto"`` is on only with both, a nonzero number without either raises,
+        saying what the option ``does`` with each."""
+        value, has_ids = getattr(self, name), ITEM_ID_FIELD in space.names()
+        if value == "auto":
+            return objective != "binary" and has_ids
+        if value and objective == "binary":
             raise P.InvalidParameterError(
-                f"mf_features={self.mf_features!r} factorises ratings, but y holds 0/1 "
-                f"feedback (objective 'binary'); use mf_features=0 or 'auto'.")
-        if self.mf_features and not has_ids:
+                f"{name}={value!r} {does[0]}, but y holds 0/1 feedback (objective 'binary'); "
+                f"use {name}=0 or 'auto'.")
+        if value and not has_ids:
             raise P.InvalidParameterError(
-                f"mf_features={self.mf_features!r} gives each item id a vector, but item ids "
-                f"are not used (use_item_ids=False or item_col=None); use mf_features=0.")
-        return self.mf_features + 1 if self.mf_features else 0
+                f"{name}={value!r} {does[1]}, but item ids are not used (use_item_ids=False "
+                f"or item_col=None); use {name}=0.")
+        return bool(value)
 
     def _build_learner(self, space: FeatureSpace, objective: str) -> MetaLearner:
         shapes = tuple(FieldShape(f.name, f.side, f.kind, f.cardinality) for f in space.fields)
@@ -412,26 +422,13 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         rate = (0.25 if width else 0.1) if self.id_dropout == "auto" else self.id_dropout
         dropout = {ITEM_ID_FIELD: rate} if ITEM_ID_FIELD in space.names() else {}
         blend = None
-        if self._blends(space, objective):
+        if self._on_ratings_with_ids("mf_blend", space, objective,
+                                     ("blends in an ALS of ratings",
+                                      "blends in an ALS of item ids")):
             (n_codes,) = (f.cardinality for f in space.fields if f.name == ITEM_ID_FIELD)
             blend = MFBlend(n_codes, BiasedMF().n_factors, ITEM_ID_FIELD)
         return MetaLearner(Scorer(config), self.adapted, self.inner_lr,
                            learn_lr=self.method == "metasgd", id_dropout=dropout, blend=blend)
-
-    def _blends(self, space: FeatureSpace, objective: str) -> bool:
-        """Whether scores blend in the ALS (``mf_blend``): ratings with item ids."""
-        has_ids = ITEM_ID_FIELD in space.names()
-        if self.mf_blend == "auto":
-            return objective != "binary" and has_ids
-        if self.mf_blend and objective == "binary":
-            raise P.InvalidParameterError(
-                f"mf_blend={self.mf_blend!r} blends in an ALS of ratings, but y holds 0/1 "
-                f"feedback (objective 'binary'); use mf_blend=0 or 'auto'.")
-        if self.mf_blend and not has_ids:
-            raise P.InvalidParameterError(
-                f"mf_blend={self.mf_blend!r} blends in an ALS of item ids, but item ids are "
-                f"not used (use_item_ids=False or item_col=None); use mf_blend=0.")
-        return bool(self.mf_blend)
 
     def _fit_blend(self, learner, users, items, histories, data, train, result, seed,
                    device) -> tuple[float | None, list | None]:
