@@ -307,20 +307,28 @@ def test_fit_on_cuda_agrees_with_the_cpu_fit(data, adapted, factors):
 
 
 @needs_cuda
-@pytest.mark.parametrize("implicit,adapted,factors", [(False, "mlp", 0), (False, "all", 0),
-                                                      (False, "mlp", 4), (True, "mlp", 0)])
-def test_fit_on_cuda_with_defaults_serves_every_path(implicit, adapted, factors):
-    """With id dropout (its draws on the GPU), every serving path on the GPU; and the same
-    weights served on the CPU (a pickled copy) give the same scores up to rounding."""
+@pytest.mark.parametrize("implicit,adapted,factors,blend", [
+    (False, "mlp", 0, "auto"), (False, "all", 0, 0.5), (False, "mlp", 4, 0.5),
+    (True, "mlp", 0, "auto")])
+def test_fit_on_cuda_with_defaults_serves_every_path(implicit, adapted, factors, blend):
+    """With id dropout (its draws on the GPU), every serving path on the GPU, the item
+    factors and, with ratings, the ALS blend (a fixed weight, so that it surely mixes) on
+    it too; and the same weights served on the CPU (a pickled copy) give the same scores up
+    to rounding."""
     import pickle
 
     from recmeta.fastpath import NewUserRecommender
 
     data = make_synthetic(n_users=120, n_items=60, ratings_per_user=(8, 30),
                           implicit=implicit, random_state=3)
-    model = MetaRecommender(**FAST, adapted=adapted, factors=factors, device=GPU).fit(
-        data.X, data.y)
+    model = MetaRecommender(**FAST, adapted=adapted, factors=factors, mf_blend=blend,
+                            device=GPU).fit(data.X, data.y)
     assert model.device_.type == torch.device(GPU).type
+    on_device = {t.device.type for t in [*model.learner_.parameters(), *model.learner_.buffers()]}
+    assert on_device == {torch.device(GPU).type}
+    assert (model.learner_.blend is None) == implicit
+    if not implicit and blend != "auto":
+        assert model.blend_weight_ == blend and model.learner_.blend.known.any()
     assert model.objective_ == ("binary" if implicit else "squared")
     assert np.isfinite(model.loss_curve_).all() and np.isfinite(model.validation_loss_curve_).all()
     rows = data.X.head(40)
@@ -357,7 +365,7 @@ def test_mf_features_are_the_standardised_als_factors_of_the_training_users(data
     from recmeta.frames import ITEM_ID_FIELD
 
     model = MetaRecommender(mf_features=3, validation_fraction=0.0, **FAST).fit(data.X, data.y)
-    vectors = model.learner_.scorer.item.vectors.numpy()
+    vectors = model.learner_.scorer.item.vectors.cpu().numpy()
     assert vectors.shape[1] == 4
     # reference: BiasedMF on every rating (no user held out), seeded as fit seeds it
     seed = int(np.random.RandomState(FAST["random_state"]).randint(0, 2**31 - 1, size=2)[0])
@@ -418,8 +426,8 @@ def test_meta_training_reads_item_vectors_fitted_without_the_users_own_fold(data
     real_fit = estimator.Trainer.fit
 
     def spy(self, train, validation, rng):  # the tables and folds as meta-training gets them
-        seen["folds"] = self.learner.scorer.item.folds.clone()
-        seen["user_fold"] = self.users[FOLD_KEY].numpy().copy()
+        seen["folds"] = self.learner.scorer.item.folds.cpu().clone()
+        seen["user_fold"] = self.users[FOLD_KEY].cpu().numpy().copy()
         seen["train"], seen["validation"] = train, validation
         return real_fit(self, train, validation, rng)
 
@@ -427,7 +435,8 @@ def test_meta_training_reads_item_vectors_fitted_without_the_users_own_fold(data
     model = MetaRecommender(mf_features=2, validation_fraction=0.2, **FAST).fit(data.X, data.y)
     folds, user_fold = seen["folds"].numpy(), seen["user_fold"]
     assert model.learner_.scorer.item.folds is None  # serving reads the full fit only
-    np.testing.assert_array_equal(folds[estimator.MF_FOLDS], model.learner_.scorer.item.vectors)
+    np.testing.assert_array_equal(folds[estimator.MF_FOLDS],
+                                  model.learner_.scorer.item.vectors.cpu())
     assert (user_fold[seen["validation"]] == estimator.MF_FOLDS).all()
     assert sorted(set(user_fold[seen["train"]])) == list(range(estimator.MF_FOLDS))
     # reference, one item at a time: the ridge solve of (q_i, b_i) on the other folds'
