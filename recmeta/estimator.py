@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -14,46 +13,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _params as P
-from . import columns as C
-from .adaptation import META_LOSSES, InnerLoop
+from ._fitting import FitSteps, resolve_device
+from .adaptation import META_LOSSES
 from .adapted import AdaptedUsers, Request
-from .baselines import BiasedMF, ridge_by_group
-from .blend import MFBlend
-from .catalog import EntityTable, raw_side
-from .episodes import EpisodeSampler, Histories
-from .features import FeatureSpace
-from .frames import (
-    ITEM_ID_FIELD,
-    Schema,
-    check_target,
-    drop_duplicates,
-    resolve_schema,
-    to_frame,
-    with_row_items,
-)
-from .hybrid import GRID, blend_losses, fill_blend
-from .meta import ADAPT, METHODS, MetaLearner
-from .model import FOLD_KEY, FieldShape, Scorer, ScorerConfig
-from .training import Trainer, TrainSettings
-
-MF_FOLDS = 5  # folds of the training users for leak-free item vectors in meta-training
-MF_AUTO = 8  # mf_features="auto": factors for ratings
+from .meta import ADAPT, METHODS
 
 
-@dataclass
-class _Data:
-    """A training frame, read and checked."""
-
-    frame: pd.DataFrame
-    target: np.ndarray
-    schema: Schema
-    objective: str
-    mean: float
-    scale: float
-    columns: list
-
-
-class MetaRecommender(RegressorMixin, BaseEstimator):
+class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
     """A scorer meta-trained across users so that a few gradient steps personalise it.
 
     Every user in ``X`` is a learning task. An embedding per feature field, concatenated,
@@ -342,229 +308,6 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
             del self.feature_names_in_
         return self
 
-    def _read(self, X, y) -> _Data:
-        """Check the input, decide the column roles, apply the duplicate policy."""
-        frame = to_frame(X)
-        target = check_target(y, len(frame))
-        columns = list(frame.columns)
-        if self.item_col is None:
-            frame = with_row_items(frame, 0)
-        schema = resolve_schema(frame, self.user_col, self.item_col, self.time_col,
-                                self.user_features, self.item_features, self.use_item_ids,
-                                self.feature_kinds)
-        frame, target = drop_duplicates(frame, target, schema)
-        objective = self._objective(target)
-        mean, scale = (float(target.mean()), float(target.std()) or 1.0) \
-            if objective == "squared" else (0.0, 1.0)
-        return _Data(frame, target, schema, objective, mean, scale, columns)
-
-    def _encode(self, data: _Data):
-        """Learn the vocabularies; encode users, items and the histories (scaled targets)."""
-        schema, frame = data.schema, data.frame
-        user_raw = raw_side(frame, schema.user_col, schema.user_fields, "user")
-        item_raw = raw_side(frame, schema.item_col, schema.item_fields, "item")
-        least = {name: 1 if name == ITEM_ID_FIELD else self.min_frequency
-                 for name in schema.kinds}
-        space = FeatureSpace.fit(user_raw, item_raw, schema.kinds, least)
-        users = EntityTable(pd.Index(user_raw.index), space.encode("user", user_raw))
-        items = EntityTable(pd.Index(item_raw.index), space.encode("item", item_raw))
-        histories = Histories.from_arrays(
-            users.positions(frame[schema.user_col]), items.positions(frame[schema.item_col]),
-            ((data.target - data.mean) / data.scale).astype(np.float32), len(users))
-        return space, users, items, histories
-
-    def _scale(self, target: np.ndarray) -> np.ndarray:
-        """Targets as the network sees them: ``(y - mean) / scale`` for ratings."""
-        return ((target - self.target_mean_) / self.target_scale_).astype(np.float32)
-
-    def _output(self, scores: np.ndarray) -> np.ndarray:
-        """Network outputs back on the caller's scale: ratings, or probabilities."""
-        if self.objective_ == "binary":
-            return 1.0 / (1.0 + np.exp(-scores))
-        return scores * self.target_scale_ + self.target_mean_
-
-    def _objective(self, target: np.ndarray) -> str:
-        if self.objective != "auto":
-            return self.objective
-        return "binary" if np.isin(target, (0.0, 1.0)).all() else "squared"
-
-    def _mf_width(self, space: FeatureSpace, objective: str) -> int:
-        """Columns of each item's matrix-factorisation vector (its factors and its bias), 0
-        for none. 0/1 feedback (all ones) has no ratings to factorise."""
-        if not self._on_ratings_with_ids("mf_features", space, objective,
-                                         ("factorises ratings", "gives each item id a vector")):
-            return 0
-        return (MF_AUTO if self.mf_features == "auto" else self.mf_features) + 1
-
-    def _on_ratings_with_ids(self, name: str, space: FeatureSpace, objective: str,
-                             does: tuple[str, str]) -> bool:
-        """Whether the option ``name`` (``"auto"`` or a number) is on. It needs ratings and
-        item ids: ``"auto"`` is on only with both, a nonzero number without either raises,
-        saying what the option ``does`` with each."""
-        value, has_ids = getattr(self, name), ITEM_ID_FIELD in space.names()
-        if value == "auto":
-            return objective != "binary" and has_ids
-        if value and objective == "binary":
-            raise P.InvalidParameterError(
-                f"{name}={value!r} {does[0]}, but y holds 0/1 feedback (objective 'binary'); "
-                f"use {name}=0 or 'auto'.")
-        if value and not has_ids:
-            raise P.InvalidParameterError(
-                f"{name}={value!r} {does[1]}, but item ids are not used (use_item_ids=False "
-                f"or item_col=None); use {name}=0.")
-        return bool(value)
-
-    def _build_learner(self, space: FeatureSpace, objective: str) -> MetaLearner:
-        shapes = tuple(FieldShape(f.name, f.side, f.kind, f.cardinality) for f in space.fields)
-        width = self._mf_width(space, objective)
-        config = ScorerConfig(shapes, self.embedding_dim, tuple(self.hidden), self.factors,
-                              (ITEM_ID_FIELD, width) if width else ())
-        rate = (0.25 if width else 0.1) if self.id_dropout == "auto" else self.id_dropout
-        dropout = {ITEM_ID_FIELD: rate} if ITEM_ID_FIELD in space.names() else {}
-        blend = None
-        if self._on_ratings_with_ids("mf_blend", space, objective,
-                                     ("blends in an ALS of ratings",
-                                      "blends in an ALS of item ids")):
-            (n_codes,) = (f.cardinality for f in space.fields if f.name == ITEM_ID_FIELD)
-            blend = MFBlend(n_codes, BiasedMF().n_factors, ITEM_ID_FIELD)
-        return MetaLearner(Scorer(config), self.adapted, self.inner_lr,
-                           learn_lr=self.method == "metasgd", id_dropout=dropout, blend=blend)
-
-    def _fit_blend(self, learner, users, items, histories, data, train, result, seed,
-                   device) -> tuple[float | None, list | None]:
-        """Fill the blend's ALS from the training users' ratings and set its weight, with
-        "auto" the one early stopping's users score best. Returns the weight, and with
-        "auto" their loss at each weight tried."""
-        if learner.blend is None:
-            return None, None
-        ratings = _training_ratings(histories, train, data)
-        codes = items.encoded[ITEM_ID_FIELD]
-        fill_blend(learner, ratings, codes, data.mean, data.scale, seed)
-        losses = None
-        weight = self.mf_blend
-        if weight == "auto":
-            weight = 0.0
-            if result.episodes:
-                losses = blend_losses(learner, users.tensors(device), items.tensors(device),
-                                      result.episodes, self._loop(data.objective),
-                                      self._meta_loss(data.objective))
-                weight = GRID[int(np.argmin(losses))]
-                losses = [float(v) for v in losses]
-        learner.blend.weight.fill_(float(weight))
-        return float(weight), losses
-
-    def _serving_loop(self) -> InnerLoop:
-        """The inner loop as the parameters say now: ``inner_steps``, and ``inner_lr`` for
-        methods whose rates are not learned, may be changed with ``set_params`` after fit;
-        so may a fitted blend's weight (``mf_blend``: a number, or "auto" for the fitted
-        one; 0 serves the network alone)."""
-        rates = list(self.learner_.lr.parameters())
-        if not any(p.requires_grad for p in rates):
-            with torch.no_grad():
-                for p in rates:
-                    p.fill_(self.inner_lr)
-        blend = self.learner_.blend
-        if blend is not None:
-            weight = self.blend_weight_ if self.mf_blend == "auto" else self.mf_blend
-            blend.weight.fill_(float(weight))
-        return self._loop(self.objective_)
-
-    def _meta_loss(self, objective: str) -> str:
-        """What meta-training scores query rows by (and early-stops on): for ratings,
-        ``meta_loss`` ("auto": absolute error); for 0/1 feedback, the logistic loss."""
-        if objective == "binary":
-            if self.meta_loss != "auto":
-                raise P.InvalidParameterError(
-                    f"meta_loss={self.meta_loss!r} applies to ratings, but y holds 0/1 "
-                    f"feedback (objective 'binary'), which meta-training scores by the "
-                    f"logistic loss; leave meta_loss='auto'.")
-            return "binary"
-        return "absolute" if self.meta_loss == "auto" else self.meta_loss
-
-    def _loop(self, objective: str) -> InnerLoop:
-        return InnerLoop(self.inner_steps, objective, first_order=self.method == "fomaml",
-                         shrinkage=self.shrinkage, ridge=self.factor_ridge)
-
-    def _split(self, histories: Histories, rng) -> tuple[np.ndarray, np.ndarray]:
-        """Training users and the users held out for early stopping."""
-        n_users = histories.n_users
-        eligible = np.flatnonzero(histories.lengths() >= 2)
-        n_val = round(self.validation_fraction * n_users) if n_users >= 20 else 0
-        n_val = min(n_val, len(eligible))
-        validation = np.sort(rng.choice(eligible, size=n_val, replace=False))
-        return np.setdiff1d(np.arange(n_users), validation), validation
-
-    def _fill_item_vectors(self, learner, items, histories, train, data, seed):
-        """Fit a biased ALS (:class:`~recmeta.baselines.BiasedMF`) on the training users'
-        ratings and give each item id its factors and bias, each column standardised over
-        the items; items those users never rated keep zeros (the mean), as do new items.
-
-        Meta-training must not see an item's vector fitted on the very ratings it scores a
-        user on, or it learns to trust the vectors more than a new user's will deserve. So
-        the training users are dealt into ``MF_FOLDS`` folds, and fold ``k`` reads item
-        vectors re-solved from the other folds' ratings, with the users' factors of the
-        full fit (so every fold shares its coordinates); users held out for early stopping
-        read the full fit, as new users will.
-
-        Returns each user's fold (``MF_FOLDS`` for the full fit), or None without vectors.
-        """
-        embed = learner.scorer.item
-        if embed.looked is None:
-            return None
-        lengths = histories.lengths()
-        rows = _training_ratings(histories, train, data)
-        if rows.empty:
-            return None
-        mf = BiasedMF(n_factors=embed.vectors.shape[1] - 1, random_state=seed).fit(rows)
-        n_items = len(mf.items_)
-        user = mf.users_.get_indexer(rows[C.USER])
-        item = mf.items_.get_indexer(rows[C.ITEM])
-        fold = np.full(len(lengths), MF_FOLDS)
-        fold[train] = np.random.default_rng(seed).permutation(len(train)) % MF_FOLDS
-        row_fold = fold[rows[C.USER].to_numpy()]
-        # fold k's item half-step: rows (p_u, 1) of the other folds, targets r - mu - b_u
-        target = rows[C.RATING].to_numpy() - mf.mean_ - mf.user_bias_[user]
-        design = np.c_[mf.user_factors_[user], np.ones(len(user))]
-        tables, known = [], []
-        for k in range(MF_FOLDS):
-            other = row_fold != k
-            tables.append(ridge_by_group(item[other], n_items, design[other], target[other],
-                                         mf._penalty(item[other], n_items)))
-            known.append(np.bincount(item[other], minlength=n_items) > 0)
-        full = np.c_[mf.item_factors_, mf.item_bias_]
-        tables.append(full)
-        known.append(np.ones(n_items, dtype=bool))
-        spread = full.std(axis=0)
-        values = (np.stack(tables) - full.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-        values *= np.stack(known)[..., None]  # an item no other fold rated: unknown, zeros
-        codes = items.encoded[ITEM_ID_FIELD][mf.items_.to_numpy()]
-        folds = torch.zeros((MF_FOLDS + 1, *embed.vectors.shape), dtype=embed.vectors.dtype)
-        folds[:, torch.as_tensor(codes)] = torch.as_tensor(values).to(folds)
-        with torch.no_grad():
-            embed.vectors.copy_(folds[MF_FOLDS])
-        embed.folds = folds
-        return fold
-
-    def _train(self, learner, users, items, histories, objective, device, rng, train,
-               validation, folds=None):
-        sampler = EpisodeSampler(self.max_history, self.query_size,
-                                 self.negatives if objective == "binary" else 0, len(items))
-        settings = TrainSettings(self._loop(objective), self.method, self._meta_loss(objective),
-                                 rank_weight=self.rank_weight,
-                                 init_weight=self.init_weight, outer_lr=self.outer_lr,
-                                 batch_size=self.batch_size, max_epochs=self.max_epochs,
-                                 patience=self.patience, verbose=self.verbose)
-        user_table = users.tensors(device)
-        if folds is not None:
-            user_table[FOLD_KEY] = torch.as_tensor(folds, device=device)
-        trainer = Trainer(learner, user_table, items.tensors(device),
-                          histories, sampler, settings, device)
-        if self.verbose >= 2:
-            import logging
-
-            logging.getLogger("recmeta").setLevel(logging.INFO)
-        return trainer.fit(train, validation, rng)
-
     # -------------------------------------------------------------- serving
     def adapt(self, history_X=None, history_y=None, *, users=None) -> AdaptedUsers:
         """Adapt users on their histories and return them, ready to predict and recommend.
@@ -640,23 +383,3 @@ class MetaRecommender(RegressorMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True  # a missing feature value maps to "unknown"
         return tags
-
-
-def _training_ratings(histories: Histories, train: np.ndarray, data) -> pd.DataFrame:
-    """The training users' rows as ratings: user row, item row, rating (unscaled)."""
-    lengths = histories.lengths()
-    owner = np.repeat(np.arange(len(lengths)), lengths)
-    keep = np.isin(owner, train)
-    return pd.DataFrame({C.USER: owner[keep], C.ITEM: histories.items[keep],
-                         C.RATING: histories.target[keep] * data.scale + data.mean})
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"``: the GPU when there is one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise P.InvalidParameterError(
-            f"device={device!r} but torch sees no GPU here; use device='auto' or 'cpu'.")
-    return resolved

@@ -77,7 +77,7 @@ def save(model, path) -> None:
 
 def load(cls, path, device: str = "auto"):
     """Read a model directory written by :func:`save`."""
-    from .estimator import resolve_device
+    from ._fitting import resolve_device
 
     path = Path(path)
     meta = _read_meta(path)

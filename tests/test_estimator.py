@@ -389,11 +389,11 @@ def test_mf_features_are_the_standardised_als_factors_of_the_training_users(data
 
 
 def test_mf_features_leave_out_the_users_held_out_for_early_stopping(data, monkeypatch):
-    from recmeta import estimator
+    from recmeta.baselines import BiasedMF
 
     seen = []
-    real = estimator.BiasedMF.fit
-    monkeypatch.setattr(estimator.BiasedMF, "fit",
+    real = BiasedMF.fit
+    monkeypatch.setattr(BiasedMF, "fit",
                         lambda self, rows: seen.append(rows) or real(self, rows))
     model = MetaRecommender(mf_features=2, validation_fraction=0.25, **FAST).fit(data.X, data.y)
     rows, blend_rows = seen  # the item vectors' ALS, then the blend's: the same rows
@@ -418,12 +418,13 @@ def test_mf_features_need_ratings_and_item_ids():
 
 
 def test_meta_training_reads_item_vectors_fitted_without_the_users_own_fold(data, monkeypatch):
-    from recmeta import estimator
+    from recmeta import _fitting
     from recmeta.baselines import BiasedMF
+    from recmeta.hybrid import MF_FOLDS
     from recmeta.model import FOLD_KEY
 
     seen = {}
-    real_fit = estimator.Trainer.fit
+    real_fit = _fitting.Trainer.fit
 
     def spy(self, train, validation, rng):  # the tables and folds as meta-training gets them
         seen["folds"] = self.learner.scorer.item.folds.cpu().clone()
@@ -431,14 +432,14 @@ def test_meta_training_reads_item_vectors_fitted_without_the_users_own_fold(data
         seen["train"], seen["validation"] = train, validation
         return real_fit(self, train, validation, rng)
 
-    monkeypatch.setattr(estimator.Trainer, "fit", spy)
+    monkeypatch.setattr(_fitting.Trainer, "fit", spy)
     model = MetaRecommender(mf_features=2, validation_fraction=0.2, **FAST).fit(data.X, data.y)
     folds, user_fold = seen["folds"].numpy(), seen["user_fold"]
     assert model.learner_.scorer.item.folds is None  # serving reads the full fit only
-    np.testing.assert_array_equal(folds[estimator.MF_FOLDS],
+    np.testing.assert_array_equal(folds[MF_FOLDS],
                                   model.learner_.scorer.item.vectors.cpu())
-    assert (user_fold[seen["validation"]] == estimator.MF_FOLDS).all()
-    assert sorted(set(user_fold[seen["train"]])) == list(range(estimator.MF_FOLDS))
+    assert (user_fold[seen["validation"]] == MF_FOLDS).all()
+    assert sorted(set(user_fold[seen["train"]])) == list(range(MF_FOLDS))
     # reference, one item at a time: the ridge solve of (q_i, b_i) on the other folds'
     # ratings, with the users' factors of the full fit, standardised like the full table
     users = model.users_.positions(data.X.user_id)
@@ -455,7 +456,7 @@ def test_meta_training_reads_item_vectors_fitted_without_the_users_own_fold(data
 
     code = model.items_.encoded[ITEM_ID_FIELD]
     checked = 0
-    for k in range(estimator.MF_FOLDS):
+    for k in range(MF_FOLDS):
         for i in mf.items_[:8]:
             rows = np.flatnonzero(train & (items == i) & (user_fold[users] != k))
             if not len(rows):

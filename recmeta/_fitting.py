@@ -1,0 +1,248 @@
+"""The steps of :meth:`MetaRecommender.fit <recmeta.MetaRecommender.fit>`, and the model's
+internals that serving reads, as a mixin of the estimator.
+
+``fit`` reads and checks the training frame (:meth:`FitSteps._read`), encodes it
+(``_encode``), builds the learner (``_build_learner``), holds users out for early stopping
+(``_split``), fits the item vectors (``_fill_item_vectors``), meta-trains (``_train``) and
+fits the ALS blend (``_fit_blend``). Serving (:mod:`recmeta.adapted`, :mod:`recmeta.fastpath`)
+reads targets in and out through ``_scale`` / ``_output`` and adapts with ``_serving_loop``.
+Every step reads the estimator's parameters from ``self``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import _params as P
+from .adaptation import InnerLoop
+from .baselines import BiasedMF
+from .blend import MFBlend
+from .catalog import EntityTable, raw_side
+from .episodes import EpisodeSampler, Histories
+from .features import FeatureSpace
+from .frames import (
+    ITEM_ID_FIELD,
+    Schema,
+    check_target,
+    drop_duplicates,
+    resolve_schema,
+    to_frame,
+    with_row_items,
+)
+from .hybrid import GRID, blend_losses, fill_blend, fill_item_vectors, training_ratings
+from .meta import MetaLearner
+from .model import FOLD_KEY, FieldShape, Scorer, ScorerConfig
+from .training import Trainer, TrainSettings
+
+MF_AUTO = 8  # mf_features="auto": factors for ratings
+
+
+@dataclass
+class _Data:
+    """A training frame, read and checked."""
+
+    frame: pd.DataFrame
+    target: np.ndarray
+    schema: Schema
+    objective: str
+    mean: float
+    scale: float
+    columns: list
+
+
+class FitSteps:
+    """What ``fit`` does step by step, and what serving reads of the fitted model."""
+
+    def _read(self, X, y) -> _Data:
+        """Check the input, decide the column roles, apply the duplicate policy."""
+        frame = to_frame(X)
+        target = check_target(y, len(frame))
+        columns = list(frame.columns)
+        if self.item_col is None:
+            frame = with_row_items(frame, 0)
+        schema = resolve_schema(frame, self.user_col, self.item_col, self.time_col,
+                                self.user_features, self.item_features, self.use_item_ids,
+                                self.feature_kinds)
+        frame, target = drop_duplicates(frame, target, schema)
+        objective = self._objective(target)
+        mean, scale = (float(target.mean()), float(target.std()) or 1.0) \
+            if objective == "squared" else (0.0, 1.0)
+        return _Data(frame, target, schema, objective, mean, scale, columns)
+
+    def _encode(self, data: _Data):
+        """Learn the vocabularies; encode users, items and the histories (scaled targets)."""
+        schema, frame = data.schema, data.frame
+        user_raw = raw_side(frame, schema.user_col, schema.user_fields, "user")
+        item_raw = raw_side(frame, schema.item_col, schema.item_fields, "item")
+        least = {name: 1 if name == ITEM_ID_FIELD else self.min_frequency
+                 for name in schema.kinds}
+        space = FeatureSpace.fit(user_raw, item_raw, schema.kinds, least)
+        users = EntityTable(pd.Index(user_raw.index), space.encode("user", user_raw))
+        items = EntityTable(pd.Index(item_raw.index), space.encode("item", item_raw))
+        histories = Histories.from_arrays(
+            users.positions(frame[schema.user_col]), items.positions(frame[schema.item_col]),
+            ((data.target - data.mean) / data.scale).astype(np.float32), len(users))
+        return space, users, items, histories
+
+    def _scale(self, target: np.ndarray) -> np.ndarray:
+        """Targets as the network sees them: ``(y - mean) / scale`` for ratings."""
+        return ((target - self.target_mean_) / self.target_scale_).astype(np.float32)
+
+    def _output(self, scores: np.ndarray) -> np.ndarray:
+        """Network outputs back on the caller's scale: ratings, or probabilities."""
+        if self.objective_ == "binary":
+            return 1.0 / (1.0 + np.exp(-scores))
+        return scores * self.target_scale_ + self.target_mean_
+
+    def _objective(self, target: np.ndarray) -> str:
+        if self.objective != "auto":
+            return self.objective
+        return "binary" if np.isin(target, (0.0, 1.0)).all() else "squared"
+
+    def _mf_width(self, space: FeatureSpace, objective: str) -> int:
+        """Columns of each item's matrix-factorisation vector (its factors and its bias), 0
+        for none. 0/1 feedback (all ones) has no ratings to factorise."""
+        if not self._on_ratings_with_ids("mf_features", space, objective,
+                                         ("factorises ratings", "gives each item id a vector")):
+            return 0
+        return (MF_AUTO if self.mf_features == "auto" else self.mf_features) + 1
+
+    def _on_ratings_with_ids(self, name: str, space: FeatureSpace, objective: str,
+                             does: tuple[str, str]) -> bool:
+        """Whether the option ``name`` (``"auto"`` or a number) is on. It needs ratings and
+        item ids: ``"auto"`` is on only with both, a nonzero number without either raises,
+        saying what the option ``does`` with each."""
+        value, has_ids = getattr(self, name), ITEM_ID_FIELD in space.names()
+        if value == "auto":
+            return objective != "binary" and has_ids
+        if value and objective == "binary":
+            raise P.InvalidParameterError(
+                f"{name}={value!r} {does[0]}, but y holds 0/1 feedback (objective 'binary'); "
+                f"use {name}=0 or 'auto'.")
+        if value and not has_ids:
+            raise P.InvalidParameterError(
+                f"{name}={value!r} {does[1]}, but item ids are not used (use_item_ids=False "
+                f"or item_col=None); use {name}=0.")
+        return bool(value)
+
+    def _build_learner(self, space: FeatureSpace, objective: str) -> MetaLearner:
+        shapes = tuple(FieldShape(f.name, f.side, f.kind, f.cardinality) for f in space.fields)
+        width = self._mf_width(space, objective)
+        config = ScorerConfig(shapes, self.embedding_dim, tuple(self.hidden), self.factors,
+                              (ITEM_ID_FIELD, width) if width else ())
+        rate = (0.25 if width else 0.1) if self.id_dropout == "auto" else self.id_dropout
+        dropout = {ITEM_ID_FIELD: rate} if ITEM_ID_FIELD in space.names() else {}
+        blend = None
+        if self._on_ratings_with_ids("mf_blend", space, objective,
+                                     ("blends in an ALS of ratings",
+                                      "blends in an ALS of item ids")):
+            (n_codes,) = (f.cardinality for f in space.fields if f.name == ITEM_ID_FIELD)
+            blend = MFBlend(n_codes, BiasedMF().n_factors, ITEM_ID_FIELD)
+        return MetaLearner(Scorer(config), self.adapted, self.inner_lr,
+                           learn_lr=self.method == "metasgd", id_dropout=dropout, blend=blend)
+
+    def _fit_blend(self, learner, users, items, histories, data, train, result, seed,
+                   device) -> tuple[float | None, list | None]:
+        """Fill the blend's ALS from the training users' ratings and set its weight, with
+        "auto" the one early stopping's users score best. Returns the weight, and with
+        "auto" their loss at each weight tried."""
+        if learner.blend is None:
+            return None, None
+        ratings = training_ratings(histories, train, data.mean, data.scale)
+        codes = items.encoded[ITEM_ID_FIELD]
+        fill_blend(learner, ratings, codes, data.mean, data.scale, seed)
+        losses = None
+        weight = self.mf_blend
+        if weight == "auto":
+            weight = 0.0
+            if result.episodes:
+                losses = blend_losses(learner, users.tensors(device), items.tensors(device),
+                                      result.episodes, self._loop(data.objective),
+                                      self._meta_loss(data.objective))
+                weight = GRID[int(np.argmin(losses))]
+                losses = [float(v) for v in losses]
+        learner.blend.weight.fill_(float(weight))
+        return float(weight), losses
+
+    def _serving_loop(self) -> InnerLoop:
+        """The inner loop as the parameters say now: ``inner_steps``, and ``inner_lr`` for
+        methods whose rates are not learned, may be changed with ``set_params`` after fit;
+        so may a fitted blend's weight (``mf_blend``: a number, or "auto" for the fitted
+        one; 0 serves the network alone)."""
+        rates = list(self.learner_.lr.parameters())
+        if not any(p.requires_grad for p in rates):
+            with torch.no_grad():
+                for p in rates:
+                    p.fill_(self.inner_lr)
+        blend = self.learner_.blend
+        if blend is not None:
+            weight = self.blend_weight_ if self.mf_blend == "auto" else self.mf_blend
+            blend.weight.fill_(float(weight))
+        return self._loop(self.objective_)
+
+    def _meta_loss(self, objective: str) -> str:
+        """What meta-training scores query rows by (and early-stops on): for ratings,
+        ``meta_loss`` ("auto": absolute error); for 0/1 feedback, the logistic loss."""
+        if objective == "binary":
+            if self.meta_loss != "auto":
+                raise P.InvalidParameterError(
+                    f"meta_loss={self.meta_loss!r} applies to ratings, but y holds 0/1 "
+                    f"feedback (objective 'binary'), which meta-training scores by the "
+                    f"logistic loss; leave meta_loss='auto'.")
+            return "binary"
+        return "absolute" if self.meta_loss == "auto" else self.meta_loss
+
+    def _loop(self, objective: str) -> InnerLoop:
+        return InnerLoop(self.inner_steps, objective, first_order=self.method == "fomaml",
+                         shrinkage=self.shrinkage, ridge=self.factor_ridge)
+
+    def _split(self, histories: Histories, rng) -> tuple[np.ndarray, np.ndarray]:
+        """Training users and the users held out for early stopping."""
+        n_users = histories.n_users
+        eligible = np.flatnonzero(histories.lengths() >= 2)
+        n_val = round(self.validation_fraction * n_users) if n_users >= 20 else 0
+        n_val = min(n_val, len(eligible))
+        validation = np.sort(rng.choice(eligible, size=n_val, replace=False))
+        return np.setdiff1d(np.arange(n_users), validation), validation
+
+    def _fill_item_vectors(self, learner, items, histories, train, data, seed):
+        """Item vectors from an ALS of the training users (``mf_features``); see
+        :func:`~recmeta.hybrid.fill_item_vectors`. Returns each user's fold, or None."""
+        return fill_item_vectors(learner, items, training_ratings(histories, train, data.mean,
+                                                                  data.scale),
+                                 train, histories.n_users, seed)
+
+    def _train(self, learner, users, items, histories, objective, device, rng, train,
+               validation, folds=None):
+        sampler = EpisodeSampler(self.max_history, self.query_size,
+                                 self.negatives if objective == "binary" else 0, len(items))
+        settings = TrainSettings(self._loop(objective), self.method, self._meta_loss(objective),
+                                 rank_weight=self.rank_weight,
+                                 init_weight=self.init_weight, outer_lr=self.outer_lr,
+                                 batch_size=self.batch_size, max_epochs=self.max_epochs,
+                                 patience=self.patience, verbose=self.verbose)
+        user_table = users.tensors(device)
+        if folds is not None:
+            user_table[FOLD_KEY] = torch.as_tensor(folds, device=device)
+        trainer = Trainer(learner, user_table, items.tensors(device),
+                          histories, sampler, settings, device)
+        if self.verbose >= 2:
+            import logging
+
+            logging.getLogger("recmeta").setLevel(logging.INFO)
+        return trainer.fit(train, validation, rng)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"``: the GPU when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise P.InvalidParameterError(
+            f"device={device!r} but torch sees no GPU here; use device='auto' or 'cpu'.")
+    return resolved
