@@ -9,7 +9,7 @@
    the hand-written one the default scorer runs.
 4. Quality on synthetic data, new users with 5 and 20 history items: MAE and RMSE on 10
    held-out ratings per user, meta-trained methods vs the same network trained without meta-learning
-   (adapted = fine-tuned with the same steps, and not adapted).
+   (adapted = fine-tuned with the same steps and the ALS blend, and not adapted: neither).
 
 Run: ``python benchmarks/core.py`` (``--quick`` for a small smoke run; ``--only
 adaptation,training`` for some sections; ``--profile`` for where a batched meta-training step
@@ -509,13 +509,16 @@ def bench_quality(n_users: int, epochs: int, rows: list, seed: int = 0,
     new = rng.choice(n_users, n_users // 5, replace=False)
     train = ~data.X.user_id.isin(new).to_numpy()
     columns = list(data.X.columns)
-    methods = [("metasgd (default)", {}, None), ("maml", {"method": "maml"}, None),
-               ("fomaml", {"method": "fomaml"}, None),
+    adapted = {"inner_steps": STEPS, "mf_blend": "auto"}
+    # not adapted: no steps and no ALS fold-in (the blend would use the user's history)
+    methods = [("metasgd (default)", {}, adapted), ("maml", {"method": "maml"}, adapted),
+               ("fomaml", {"method": "fomaml"}, adapted),
                (f"same network, no meta-learning, fine-tuned {STEPS} steps",
-                {"method": "supervised"}, None),
-               ("same network, no meta-learning, not adapted", {"method": "supervised"}, 0)]
+                {"method": "supervised"}, adapted),
+               ("same network, no meta-learning, not adapted", {"method": "supervised"},
+                {"inner_steps": 0, "mf_blend": 0.0})]
     fitted = {}
-    for name, params, steps in methods:
+    for name, params, served in methods:
         key = tuple(sorted(params.items()))
         if key not in fitted:
             t0 = time.perf_counter()
@@ -524,7 +527,7 @@ def bench_quality(n_users: int, epochs: int, rows: list, seed: int = 0,
                                                                         data.y[train]),
                            time.perf_counter() - t0)
         model, seconds = fitted[key]
-        model.set_params(inner_steps=STEPS if steps is None else steps)
+        model.set_params(**served)
         mae, rmse = [], []
         for k in (5, 20):
             support, query = _split(data.X, data.y, new, k, seed)
