@@ -147,24 +147,30 @@ class FitSteps:
 
     def _fit_blend(self, learner, users, items, histories, data, train, result, seed,
                    device) -> tuple[float | None, list | None]:
-        """Fill the blend's ALS from the training users' ratings and set its weight, with
-        "auto" the one early stopping's users score best. Returns the weight, and with
-        "auto" their loss at each weight tried."""
+        """Fill the blend's ALS and set its weight. "auto" takes the weight that early
+        stopping's users score best with an ALS of the training users alone (they are new
+        to it, as a new user will be); then, whatever the weight, the ALS that serves is
+        fitted on every user's ratings, as an ALS alone would be. Returns the weight, and
+        with "auto" the held-out users' loss at each weight tried."""
         if learner.blend is None:
             return None, None
-        ratings = training_ratings(histories, train, data.mean, data.scale)
         codes = items.encoded[ITEM_ID_FIELD]
-        fill_blend(learner, ratings, codes, data.mean, data.scale, seed)
-        losses = None
-        weight = self.mf_blend
+
+        def fill(rows: np.ndarray) -> None:  # the ALS of these users' ratings
+            ratings = training_ratings(histories, rows, data.mean, data.scale)
+            fill_blend(learner, ratings, codes, data.mean, data.scale, seed)
+
+        weight, losses = self.mf_blend, None
         if weight == "auto":
             weight = 0.0
             if result.episodes:
+                fill(train)
                 losses = blend_losses(learner, users.tensors(device), items.tensors(device),
                                       result.episodes, self._loop(data.objective),
                                       self._meta_loss(data.objective))
                 weight = GRID[int(np.argmin(losses))]
                 losses = [float(v) for v in losses]
+        fill(np.arange(histories.n_users))
         learner.blend.weight.fill_(float(weight))
         return float(weight), losses
 

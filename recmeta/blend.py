@@ -1,13 +1,13 @@
 """Blending the adapted network with matrix factorisation's fold-in, on the items it knows.
 
-For ratings, ``fit`` also runs a biased ALS (:class:`recmeta.baselines.BiasedMF`) on the
-training users' ratings and keeps its item factors here. Whenever a user is adapted, the
+For ratings, ``fit`` also runs a biased ALS (:class:`recmeta.baselines.BiasedMF`) on
+every user's ratings and keeps its item factors here. Whenever a user is adapted, the
 same history also folds in the user's ALS vector ``(p_u, b_u)`` (the closed-form ridge solve
 of ``BiasedMF.fold_in``), and an item the ALS knows is scored
 ``(1 - w) * network + w * ALS``; any other item (new, or never rated in training) by the
 network alone. The two err differently: the network reads side features and is tuned for
 the meta-loss, the ALS ranks by who liked what. ``w`` is chosen in ``fit`` on the users held
-out for early stopping.
+out for early stopping, with an ALS that has not seen them.
 
 Scores are on the network's scale (targets standardised by ``fit``); the ALS works on
 ratings, so the module keeps that scale to convert.

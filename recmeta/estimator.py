@@ -127,15 +127,16 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         (``benchmarks/tune_curves.py``) MAE fell at every k from 0 to 20; meta-training
         takes about twice as long per epoch.
     mf_blend : float or "auto", default="auto"
-        Weight ``w`` of a biased ALS (:class:`~recmeta.baselines.BiasedMF`, fitted on the
-        training users' ratings after meta-training) in the scores: whenever a user is
+        Weight ``w`` of a biased ALS (:class:`~recmeta.baselines.BiasedMF`, fitted on
+        every user's ratings after meta-training) in the scores: whenever a user is
         adapted, the same history folds the user into the ALS (its closed-form solve), and
         an item the ALS knows scores ``(1 - w) * network + w * ALS``; new items, the
         network alone. ``"auto"``: for ratings with item ids, the weight of 0, 0.1, ..., 1
         with the least meta-loss on the users held out for early stopping (0 when none
-        are); 0: none. Needs ratings and item ids. After a fit with the blend,
-        ``set_params(mf_blend=w)`` changes its weight for the next ``predict`` or
-        ``adapt`` (0: the network alone; "auto": the fitted weight).
+        are), folded into an ALS of the other users; 0: none. Needs ratings and item
+        ids. After a fit with the blend, ``set_params(mf_blend=w)`` changes its weight
+        for the next ``predict`` or ``adapt`` (0: the network alone; "auto": the fitted
+        weight).
     max_history : int, default=100
         Largest support set: the latest rows of a history are used.
     query_size : int, default=10

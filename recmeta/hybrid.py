@@ -1,14 +1,15 @@
 """The matrix-factorisation parts of ``fit``: item vectors as features, and the ALS blend.
 
-Both fit a biased ALS (:class:`~recmeta.baselines.BiasedMF`) on the training users' ratings
-only (never the users held out for early stopping):
+Both fit a biased ALS (:class:`~recmeta.baselines.BiasedMF`):
 
 - :func:`fill_item_vectors` gives each item id its ALS factors and bias as numeric item
-  fields (``mf_features``), with leak-free tables for meta-training;
+  fields (``mf_features``), with leak-free tables for meta-training; its ALS sees the
+  training users' ratings only (never the users held out for early stopping);
 - :func:`fill_blend` fills the tables of :mod:`recmeta.blend` (``mf_blend``), and
   :func:`blend_losses` scores the weights of :data:`GRID` on the users held out for early
-  stopping, adapted on the very episodes early stopping watched. Those users are not in the
-  ALS, so they are folded in as any new user will be.
+  stopping, adapted on the very episodes early stopping watched, with an ALS of the training
+  users only: those users are folded in as any new user will be. The ALS that then serves
+  is fitted again on every user's ratings.
 """
 
 from __future__ import annotations

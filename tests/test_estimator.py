@@ -388,21 +388,35 @@ def test_mf_features_are_the_standardised_als_factors_of_the_training_users(data
         ITEM_ID_FIELD: 0.5}
 
 
-def test_mf_features_leave_out_the_users_held_out_for_early_stopping(data, monkeypatch):
+@pytest.mark.parametrize("blend", ["auto", 0.5])
+def test_mf_features_leave_out_the_users_held_out_for_early_stopping(data, monkeypatch, blend):
+    """The item vectors' ALS, and with "auto" the ALS the blend's weight is chosen with,
+    never see the users held out for early stopping; the blend's serving ALS sees all."""
     from recmeta.baselines import BiasedMF
 
     seen = []
     real = BiasedMF.fit
     monkeypatch.setattr(BiasedMF, "fit",
                         lambda self, rows: seen.append(rows) or real(self, rows))
-    model = MetaRecommender(mf_features=2, validation_fraction=0.25, **FAST).fit(data.X, data.y)
-    rows, blend_rows = seen  # the item vectors' ALS, then the blend's: the same rows
-    assert blend_rows.equals(rows)
+    model = MetaRecommender(mf_features=2, mf_blend=blend, validation_fraction=0.25,
+                            **FAST).fit(data.X, data.y)
+    rows, *choosing, serving = seen  # item vectors, ["auto": choosing], the serving ALS
+    assert len(choosing) == (blend == "auto") and all(c.equals(rows) for c in choosing)
     n_users = data.X.user_id.nunique()
     assert rows.user_id.nunique() == n_users - round(0.25 * n_users)
     # the ratings it factorised are those of its users, on the caller's scale
     kept = np.isin(model.users_.positions(data.X.user_id), rows.user_id.unique())
     np.testing.assert_allclose(np.sort(rows.rating), np.sort(data.y[kept]), rtol=1e-5)
+    assert serving.user_id.nunique() == n_users
+    np.testing.assert_allclose(np.sort(serving.rating), np.sort(data.y), rtol=1e-5)
+    # and the blend serves that ALS's item factors, item code by item code
+    from recmeta.frames import ITEM_ID_FIELD
+
+    seed = int(np.random.RandomState(FAST["random_state"]).randint(0, 2**31 - 1, size=2)[0])
+    mf = real(BiasedMF(random_state=seed), serving)
+    code = model.items_.encoded[ITEM_ID_FIELD][mf.items_.to_numpy()]
+    np.testing.assert_allclose(model.learner_.blend.factors[code].cpu().numpy(),
+                               mf.item_factors_, rtol=1e-5, atol=1e-6)
 
 
 def test_mf_features_need_ratings_and_item_ids():
