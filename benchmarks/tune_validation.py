@@ -16,6 +16,7 @@ ratings (10 random ratings of each such user left out, as the warm state's query
     python benchmarks/tune_validation.py '{"factors": 16}'     # any MetaRecommender parameters
     python benchmarks/tune_validation.py '{}' --serve          # then 5/8/12 steps x shrinkage
     python benchmarks/tune_validation.py '{}' --blend          # then blended with ALS's
+    python benchmarks/tune_validation.py '{}' --weights        # then served at each mf_blend
 
 Each line gives the MAE of U and I, then their RMSE and nDCG@3 (MeLU's formula). One fit
 takes 2 to 5 minutes on one core (``OMP_NUM_THREADS=1``).
@@ -38,6 +39,7 @@ from recmeta import metrics as M
 from recmeta.baselines import BiasBaseline, BiasedMF
 from recmeta.datasets import RatingData, load_melu
 from recmeta.evaluate.splits import eligible, support_query
+from recmeta.hybrid import GRID
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,6 +87,8 @@ def main() -> None:
                         help="also score with other inner steps and shrinkage after the fit")
     parser.add_argument("--blend", action="store_true",
                         help="also score (1 - w) * the model's + w * ALS's prediction")
+    parser.add_argument("--weights", action="store_true",
+                        help="also serve the fitted model at every blend weight (mf_blend)")
     parser.add_argument("--train", choices=("all", "eligible"), default="all",
                         help="learn from every remaining rating, or as the evaluation does")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get(
@@ -117,6 +121,11 @@ def main() -> None:
         for weight in (0.25, 0.5, 0.75):
             report(f"  blended with ALS, weight {weight}", evals,
                    lambda q, s, w=weight: (1 - w) * predict(q, s) + w * als.predict(q, s))
+    if args.weights and model.blend_weight_ is not None:
+        for weight in GRID:
+            model.set_params(mf_blend=weight)
+            report(f"  served with mf_blend={weight}", evals, predict)
+        model.set_params(mf_blend=params.get("mf_blend", "auto"))
     if args.serve:
         for steps in (5, 8, 12):
             for shrinkage in (5.0, 10.0, 20.0):
