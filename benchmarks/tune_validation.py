@@ -12,6 +12,7 @@ By default the models learn from every remaining rating. ``--train eligible`` le
 ratings (10 random ratings of each such user left out, as the warm state's query sets are).
 
     python benchmarks/tune_validation.py baselines             # bias and ALS on the same splits
+    python benchmarks/tune_validation.py baselines --als-seeds 4   # and ALS less a tenth of users
     python benchmarks/tune_validation.py '{}'                  # the defaults
     python benchmarks/tune_validation.py '{"factors": 16}'     # any MetaRecommender parameters
     python benchmarks/tune_validation.py '{}' --serve          # then 5/8/12 steps x shrinkage
@@ -87,6 +88,9 @@ def main() -> None:
                         help="also score with other inner steps and shrinkage after the fit")
     parser.add_argument("--blend", action="store_true",
                         help="also score (1 - w) * the model's + w * ALS's prediction")
+    parser.add_argument("--als-seeds", type=int, default=0, metavar="N",
+                        help="baselines: also ALS in N seeds, on every training user and "
+                             "less a random tenth of them")
     parser.add_argument("--weights", action="store_true",
                         help="also serve the fitted model at every blend weight (mf_blend)")
     parser.add_argument("--train", choices=("all", "eligible"), default="all",
@@ -102,6 +106,14 @@ def main() -> None:
         for baseline in (BiasBaseline(), BiasedMF()):
             baseline.fit(train)
             report(type(baseline).__name__, evals, baseline.predict)
+        if args.als_seeds:  # what leaving out the users fit holds back costs the ALS
+            users, rng = train.user_id.unique(), np.random.default_rng(5)
+            for seed in range(args.als_seeds):
+                drop = rng.choice(users, len(users) // 10, replace=False)
+                for name, rows in (("all users", train),
+                                   ("less a tenth", train[~train.user_id.isin(drop)])):
+                    als = BiasedMF(random_state=seed).fit(rows)
+                    report(f"  BiasedMF seed {seed}, {name}", evals, als.predict)
         return
     params = json.loads(args.params)
     data = RatingData(train.reset_index(drop=True), melu.users, melu.items)
