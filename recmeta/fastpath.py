@@ -25,7 +25,7 @@ from torch.func import functional_call
 from .adaptation import InnerLoop, adapt, adapt_one, score
 from .episodes import with_negatives
 from .exceptions import DataError
-from .meta import EMBEDDED, rows
+from .meta import COMPACT, EMBEDDED, rows
 
 __all__ = ["NewUserRecommender"]
 
@@ -131,8 +131,11 @@ class NewUserRecommender:
                 items = self._all_items[EMBEDDED]
                 fast = adapt(learner.adapted, params, lrs, (items[support][None],),
                              target.float()[None], mask[None], self.loop, param_dims=dims)
-                net = score(learner.adapted, fast, (self._cand_items[EMBEDDED],),
-                            in_dims=(None,))
+                if COMPACT in self._cand_items:  # see MetaLearner.compact
+                    fast, cand = learner.compact(fast), self._cand_items[COMPACT]
+                else:
+                    cand = self._cand_items[EMBEDDED]
+                net = score(learner.adapted, fast, (cand,), in_dims=(None,))
             blend = learner.blend
             if blend is None:
                 return net[0]

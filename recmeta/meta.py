@@ -40,6 +40,7 @@ OFFSET = "body.item_in.bias"  # the first layer's bias: per user, it absorbs W1_
 PER_USER = {OFFSET: "user_in", "body.factor": "user_factor"}
 
 EMBEDDED = "_embedded"  # serving's items: every item's vector, embedded once per call
+COMPACT = "_compact"  # and for scoring, the same with each affine block cut to its number
 METHODS = ("maml", "fomaml", "metasgd", "supervised")
 ADAPT = ("mlp", "all")
 Table = dict[str, Tensor]
@@ -184,6 +185,9 @@ class MetaLearner(nn.Module):
         if self.adapt_all:
             inputs = self.vectors(users, items, user_index, item_index)
             net = score(self.scorer, fast, inputs, in_dims=(0, None) if shared else None)
+        elif COMPACT in items:  # the first layer read through affine_layout (see there)
+            net = score(self.adapted, self.compact(fast), (items[COMPACT][item_index],),
+                        in_dims=(None,) if shared else None)
         else:
             item_vec = items[EMBEDDED][item_index] if EMBEDDED in items else \
                 self.scorer.item(rows(items, item_index))
@@ -201,9 +205,32 @@ class MetaLearner(nn.Module):
             return items
         with torch.no_grad():
             out = {EMBEDDED: self.scorer.item(items)}
+            layout = self._affine_layout()
+            if layout is not None:  # what scoring reads: see compact
+                out[COMPACT] = torch.cat([out[EMBEDDED][..., layout[0]],
+                                          self.scorer.item.affine_values(items)], dim=-1)
         if self.blend is not None:
             out[self.blend.field] = items[self.blend.field]
         return out
+
+    def _affine_layout(self):
+        """The item embedding's affine blocks when scoring can read them compactly: the
+        default scorer (a ReLU chain whose first layer alone reads the item vector)."""
+        if self.adapt_all or self.adapted.relu_chain is None:
+            return None
+        return self.scorer.item.affine_layout()
+
+    def compact(self, fast: Params) -> Params:
+        """Adapted parameters whose first layer reads :data:`COMPACT` item vectors: each
+        affine block's weights ``W_j [H, dim]`` become the one column ``W_j scale_j``, and
+        ``sum_j W_j shift_j`` joins the bias, so the layer computes what it did on the full
+        vectors (up to float rounding) with ``D_c + n`` inputs instead of ``D_c + n * dim``."""
+        kept, columns, scale, shift = self._affine_layout()
+        (weight, bias), *_ = self.adapted.relu_chain
+        w = fast[weight]  # [..., H, D]
+        blocks = w[..., columns]  # [..., H, n, dim]
+        return {**fast, weight: torch.cat([w[..., kept], (blocks * scale).sum(-1)], dim=-1),
+                bias: fast[bias] + (blocks * shift).sum((-2, -1))}
 
     def query_loss(self, users: Table, items: Table, support: Batch, query: Batch,
                    loop: InnerLoop, loss: str | None = None, rank_weight: float = 0.0,

@@ -82,7 +82,7 @@ class FieldEmbedding(nn.Module):
     def __init__(self, config: ScorerConfig, side: str):
         super().__init__()
         self.fields = [f for f in config.fields if f.side == side]
-        dim = config.embedding_dim
+        self.embedding_dim = dim = config.embedding_dim
         self.key, self.looked = None, None
         if side == "item" and config.item_vectors:
             self.key, width = config.item_vectors
@@ -126,6 +126,44 @@ class FieldEmbedding(nn.Module):
             index = rows[ROW_KEY]
             return index.new_zeros((*index.shape, 0), dtype=torch.get_default_dtype())
         return torch.cat(parts, dim=-1)
+
+
+    def affine_layout(self) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+        """Where :meth:`forward`'s output is affine in a single number, ``x * scale + shift``:
+        each numeric field's ``dim`` columns, and each item-vector column's. Returns
+        ``(kept, columns, scale, shift)``: the indices of every other column ``[D_c]``, and
+        per affine block its column indices, scale and shift ``[n, dim]``; None when no
+        block is affine. With :meth:`affine_values`, a layer ``W e`` over the embedding
+        equals ``W[:, kept] e[kept] + sum_j x_j (W_j scale_j) + sum_j W_j shift_j``, which
+        reads ``D_c + n`` inputs instead of ``D_c + n * dim`` (serving's fast scoring)."""
+        dim, blocks, scale, shift, j = self.embedding_dim, [], [], [], 0
+        for k, f in enumerate(self.fields):
+            if f.kind == "num":
+                blocks.append(k)
+                scale.append(self.numeric[j, 0])
+                shift.append(self.numeric[j, 1])
+                j += 1
+        if self.looked is not None:
+            blocks.extend(range(len(self.fields), len(self.fields) + len(self.looked)))
+            scale.extend(self.looked[:, 0])
+            shift.extend(self.looked[:, 1])
+        if not blocks:
+            return None
+        device = self.looked.device if self.looked is not None else self.numeric.device
+        width = dim * (len(self.fields) + (len(self.looked) if self.looked is not None else 0))
+        columns = torch.tensor(blocks, device=device)[:, None] * dim + torch.arange(
+            dim, device=device)
+        affine = torch.zeros(width, dtype=torch.bool, device=device)
+        affine[columns.flatten()] = True
+        return (torch.nonzero(~affine).squeeze(-1), columns, torch.stack(scale),
+                torch.stack(shift))
+
+    def affine_values(self, rows: dict[str, Tensor]) -> Tensor:
+        """The numbers ``x`` of :meth:`affine_layout`'s blocks, in its order: ``[..., n]``."""
+        values = [rows[f.name].to(self.numeric.dtype) for f in self.fields if f.kind == "num"]
+        if self.looked is not None:
+            values.extend(self.vectors[rows[self.key]].unbind(-1))
+        return torch.stack(values, dim=-1)
 
 
 class Body(nn.Module):
