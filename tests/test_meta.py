@@ -24,22 +24,23 @@ def test_compact_scores_equal_the_full_layer_user_by_user(data, steps):
     per-user first-layer offset only) through the compact first layer, against a per-user
     ``functional_call`` of the network on the full item vectors: the slow, obvious way."""
     model = MetaRecommender(**FAST, inner_steps=steps, mf_blend=0).fit(data.X, data.y)
-    learner = model.learner_
-    items = learner.serving_items(model.items_.tensors("cpu"))
+    learner, device = model.learner_, model.device_  # the GPU where there is one
+    items = learner.serving_items(model.items_.tensors(device))
     full, compact = items[EMBEDDED], items[COMPACT]
     n_blocks = 1 + 9  # "length", and 8 ALS factors and a bias
     assert compact.shape == (len(full), full.shape[1] - n_blocks * (8 - 1))
-    users = model.users_.tensors("cpu")
-    batch = recent(model.histories_, np.arange(12), 100)
+    users = model.users_.tensors(device)
+    batch = recent(model.histories_, np.arange(12), 100).to(device)
     with torch.no_grad():
         fast = learner.adapt(users, items, batch, model._loop("squared"))
-        got = learner.score(users, items, fast, batch.users, torch.arange(len(full)))
+        got = learner.score(users, items, fast, batch.users,
+                            torch.arange(len(full), device=device))
         for k in range(12):
             mine = {name: p[k] for name, p in fast.items()}
             expected = functional_call(learner.adapted, mine, (full,))
             torch.testing.assert_close(got[k], expected, rtol=1e-5, atol=1e-5)
         # the per-row path ([B, L] items, as predict asks) reads the same
-        rows = torch.randint(0, len(full), (12, 7))
+        rows = torch.randint(0, len(full), (12, 7), device=device)
         per_row = learner.score(users, items, fast, batch.users, rows)
         torch.testing.assert_close(per_row, torch.gather(got, 1, rows), rtol=1e-5, atol=1e-5)
 
@@ -47,7 +48,7 @@ def test_compact_scores_equal_the_full_layer_user_by_user(data, steps):
 def test_no_compact_table_where_nothing_is_affine_or_everything_adapts(data):
     plain = data.X.drop(columns=["length"])
     model = MetaRecommender(**FAST, mf_features=0, mf_blend=0).fit(plain, data.y)
-    items = model.learner_.serving_items(model.items_.tensors("cpu"))
+    items = model.learner_.serving_items(model.items_.tensors(model.device_))
     assert COMPACT not in items and model.learner_.scorer.item.affine_layout() is None
     model = MetaRecommender(**FAST, adapted="all").fit(data.X, data.y)
-    assert COMPACT not in model.learner_.serving_items(model.items_.tensors("cpu"))
+    assert COMPACT not in model.learner_.serving_items(model.items_.tensors(model.device_))
