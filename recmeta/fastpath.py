@@ -131,7 +131,7 @@ class NewUserRecommender:
                 items = self._all_items[EMBEDDED]
                 fast = adapt(learner.adapted, params, lrs, (items[support][None],),
                              target.float()[None], mask[None], self.loop, param_dims=dims)
-                if COMPACT in self._cand_items:  # see MetaLearner.compact
+                if learner.reads_compact(self._cand_items, len(self._candidates)):
                     fast, cand = learner.compact(fast), self._cand_items[COMPACT]
                 else:
                     cand = self._cand_items[EMBEDDED]

@@ -41,6 +41,9 @@ PER_USER = {OFFSET: "user_in", "body.factor": "user_factor"}
 
 EMBEDDED = "_embedded"  # serving's items: every item's vector, embedded once per call
 COMPACT = "_compact"  # and for scoring, the same with each affine block cut to its number
+# items per user from which scoring reads COMPACT: with fewer, folding each user's weights can
+# cost more than it saves (with 50 candidates per user on an 8-wide model it did)
+COMPACT_MIN_ITEMS = 128
 METHODS = ("maml", "fomaml", "metasgd", "supervised")
 ADAPT = ("mlp", "all")
 Table = dict[str, Tensor]
@@ -185,7 +188,7 @@ class MetaLearner(nn.Module):
         if self.adapt_all:
             inputs = self.vectors(users, items, user_index, item_index)
             net = score(self.scorer, fast, inputs, in_dims=(0, None) if shared else None)
-        elif COMPACT in items:  # the first layer read through affine_layout (see there)
+        elif self.reads_compact(items, item_index.shape[-1]):
             net = score(self.adapted, self.compact(fast), (items[COMPACT][item_index],),
                         in_dims=(None,) if shared else None)
         else:
@@ -219,6 +222,10 @@ class MetaLearner(nn.Module):
         if self.adapt_all or self.adapted.relu_chain is None:
             return None
         return self.scorer.item.affine_layout()
+
+    def reads_compact(self, items: Table, n_items: int) -> bool:
+        """Whether scoring ``n_items`` per user reads ``items[COMPACT]`` (see :meth:`compact`)."""
+        return COMPACT in items and n_items >= COMPACT_MIN_ITEMS
 
     def compact(self, fast: Params) -> Params:
         """Adapted parameters whose first layer reads :data:`COMPACT` item vectors: each

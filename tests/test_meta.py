@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from recmeta import MetaRecommender, make_synthetic
+from recmeta import MetaRecommender, make_synthetic, meta
 from recmeta.episodes import recent
 from recmeta.meta import COMPACT, EMBEDDED
 
@@ -19,7 +19,7 @@ def data():
 
 
 @pytest.mark.parametrize("steps", [10, 0])
-def test_compact_scores_equal_the_full_layer_user_by_user(data, steps):
+def test_compact_scores_equal_the_full_layer_user_by_user(data, steps, monkeypatch):
     """Scores of every item for adapted users (and, with no steps, the initialisation's
     per-user first-layer offset only) through the compact first layer, against a per-user
     ``functional_call`` of the network on the full item vectors: the slow, obvious way."""
@@ -29,6 +29,11 @@ def test_compact_scores_equal_the_full_layer_user_by_user(data, steps):
     full, compact = items[EMBEDDED], items[COMPACT]
     n_blocks = 1 + 9  # "length", and 8 ALS factors and a bias
     assert compact.shape == (len(full), full.shape[1] - n_blocks * (8 - 1))
+    monkeypatch.setattr(meta, "COMPACT_MIN_ITEMS", 7)  # the catalogue here is 60 items
+    calls = []
+    real = type(learner).compact
+    monkeypatch.setattr(type(learner), "compact",
+                        lambda self, fast: calls.append(1) or real(self, fast))
     users = model.users_.tensors(device)
     batch = recent(model.histories_, np.arange(12), 100).to(device)
     with torch.no_grad():
@@ -43,6 +48,9 @@ def test_compact_scores_equal_the_full_layer_user_by_user(data, steps):
         rows = torch.randint(0, len(full), (12, 7), device=device)
         per_row = learner.score(users, items, fast, batch.users, rows)
         torch.testing.assert_close(per_row, torch.gather(got, 1, rows), rtol=1e-5, atol=1e-5)
+        assert len(calls) == 2  # both read the compact table
+        learner.score(users, items, fast, batch.users, rows[:, :6])  # fewer: the full layer
+        assert len(calls) == 2
 
 
 def test_no_compact_table_where_nothing_is_affine_or_everything_adapts(data):
@@ -52,3 +60,30 @@ def test_no_compact_table_where_nothing_is_affine_or_everything_adapts(data):
     assert COMPACT not in items and model.learner_.scorer.item.affine_layout() is None
     model = MetaRecommender(**FAST, adapted="all").fit(data.X, data.y)
     assert COMPACT not in model.learner_.serving_items(model.items_.tensors(model.device_))
+
+
+def test_the_fast_path_reads_the_compact_table_alike(data, monkeypatch):
+    """With every catalogue long enough to read it, the one-user fast path still gives what
+    ``adapt().recommend()`` gives (both compact), and what it gives on the full vectors."""
+    import pandas as pd
+
+    from recmeta.fastpath import NewUserRecommender
+
+    model = MetaRecommender(**FAST, mf_blend=0.5).fit(data.X, data.y)
+    items = model.items_.ids.to_numpy()[[3, 1, 4, 15, 9]]
+    ratings = np.array([5.0, 1.0, 4.0, 2.0, 5.0])
+    new = {"gender": "F", "age": "25-34", "occupation": "artist"}
+    history = data.items.set_index("item_id").loc[items].reset_index().assign(user_id="new",
+                                                                              **new)
+    full = pd.DataFrame(NewUserRecommender(model).recommend(items, ratings, new, n=7))
+    monkeypatch.setattr(meta, "COMPACT_MIN_ITEMS", 1)
+    calls = []
+    real = type(model.learner_).compact
+    monkeypatch.setattr(type(model.learner_), "compact",
+                        lambda self, fast: calls.append(1) or real(self, fast))
+    fast = pd.DataFrame(NewUserRecommender(model).recommend(items, ratings, new, n=7))
+    public = model.adapt(history, ratings).recommend(n=7)
+    assert len(calls) == 2
+    np.testing.assert_allclose(fast.score, public.score, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast.score, full.score, rtol=1e-5, atol=1e-6)
+    assert list(fast.item_id) == list(full.item_id)
