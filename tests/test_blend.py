@@ -10,7 +10,7 @@ from recmeta import InvalidParameterError, MetaRecommender, make_synthetic
 from recmeta.baselines import BiasedMF
 from recmeta.blend import MFBlend
 from recmeta.frames import ITEM_ID_FIELD
-from recmeta.hybrid import GRID
+from recmeta.hybrid import GRID, blend_losses
 
 FAST = dict(max_epochs=3, random_state=0, verbose=0, embedding_dim=8, hidden=(16, 16))
 
@@ -70,15 +70,28 @@ def test_mix_blends_known_items_only():
     torch.testing.assert_close(mixed, torch.tensor([[2.0, 2.0, 1.0]]))
 
 
-def test_auto_weight_is_the_least_validation_loss(data):
-    model = MetaRecommender(**FAST).fit(data.X, data.y)
+def test_auto_weight_is_the_least_validation_squared_error(data, monkeypatch):
+    import recmeta._fitting as fitting
+
+    scored_by = []
+
+    def spy(*args):
+        scored_by.append(args[-1])
+        return blend_losses(*args)
+
+    monkeypatch.setattr(fitting, "blend_losses", spy)
+    model = MetaRecommender(**FAST).fit(data.X, data.y)  # the meta-loss: absolute error
+    assert scored_by == ["squared"]  # the weight is chosen by the squared error regardless
     losses = model.blend_losses_
     assert len(losses) == len(GRID)
     assert model.blend_weight_ == GRID[int(np.argmin(losses))]
     assert float(model.learner_.blend.weight) == pytest.approx(model.blend_weight_)
-    # at weight 0 the network alone, on early stopping's episodes: its validation loss
-    assert losses[0] == pytest.approx(model.validation_loss_curve_[model.best_epoch_], rel=1e-5)
     assert len(set(np.round(losses, 6))) > 1  # the weight changes the loss
+    # with the squared meta-loss, the loss at weight 0 (the network alone, on early
+    # stopping's episodes) is early stopping's validation loss
+    squared = MetaRecommender(meta_loss="squared", **FAST).fit(data.X, data.y)
+    assert squared.blend_losses_[0] == pytest.approx(
+        squared.validation_loss_curve_[squared.best_epoch_], rel=1e-5)
 
 
 def test_meta_training_does_not_see_the_blend(data):
