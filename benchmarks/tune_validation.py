@@ -127,6 +127,9 @@ def main() -> None:
                              support.rating.to_numpy())
 
     report(f"{args.params} ({fitted})", evals, predict)
+    if model.blend_losses_ is not None:  # what "auto" chose the weight by
+        print("  held-out users' squared error by weight:",
+              dict(zip(GRID, np.round(model.blend_losses_, 5).tolist(), strict=True)))
     print("  validation loss by epoch:", [round(v, 4) for v in model.validation_loss_curve_])
     if args.blend:
         als = BiasedMF().fit(train)
