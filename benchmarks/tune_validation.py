@@ -128,7 +128,7 @@ def main() -> None:
 
     report(f"{args.params} ({fitted})", evals, predict)
     if model.blend_losses_ is not None:  # what "auto" chose the weight by
-        print("  held-out users' squared error by weight:",
+        print("  held-out users' meta-loss by weight:",
               dict(zip(GRID, np.round(model.blend_losses_, 5).tolist(), strict=True)))
     print("  validation loss by epoch:", [round(v, 4) for v in model.validation_loss_curve_])
     if args.blend:

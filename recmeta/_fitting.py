@@ -33,7 +33,7 @@ from .frames import (
     to_frame,
     with_row_items,
 )
-from .hybrid import BLEND_LOSS, GRID, blend_losses, fill_blend, fill_item_vectors, training_ratings
+from .hybrid import GRID, blend_losses, fill_blend, fill_item_vectors, training_ratings
 from .meta import MetaLearner
 from .model import FOLD_KEY, FieldShape, Scorer, ScorerConfig
 from .training import Trainer, TrainSettings
@@ -147,12 +147,11 @@ class FitSteps:
 
     def _fit_blend(self, learner, users, items, histories, data, train, result, seed,
                    device) -> tuple[float | None, list | None]:
-        """Fill the blend's ALS and set its weight. "auto" takes the weight with the least
-        squared error (:data:`~recmeta.hybrid.BLEND_LOSS`) on early stopping's users, with
-        an ALS of the training users alone (they are new to it, as a new user will be);
-        then, whatever the weight, the ALS that serves is fitted on every user's ratings,
-        as an ALS alone would be. Returns the weight, and with "auto" the held-out users'
-        loss at each weight tried."""
+        """Fill the blend's ALS and set its weight. "auto" takes the weight that early
+        stopping's users score best with an ALS of the training users alone (they are new
+        to it, as a new user will be); then, whatever the weight, the ALS that serves is
+        fitted on every user's ratings, as an ALS alone would be. Returns the weight, and
+        with "auto" the held-out users' loss at each weight tried."""
         if learner.blend is None:
             return None, None
         codes = items.encoded[ITEM_ID_FIELD]
@@ -167,7 +166,8 @@ class FitSteps:
             if result.episodes:
                 fill(train)
                 losses = blend_losses(learner, users.tensors(device), items.tensors(device),
-                                      result.episodes, self._loop(data.objective), BLEND_LOSS)
+                                      result.episodes, self._loop(data.objective),
+                                      self._meta_loss(data.objective))
                 weight = GRID[int(np.argmin(losses))]
                 losses = [float(v) for v in losses]
         fill(np.arange(histories.n_users))

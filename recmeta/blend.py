@@ -6,8 +6,8 @@ same history also folds in the user's ALS vector ``(p_u, b_u)`` (the closed-form
 of ``BiasedMF.fold_in``), and an item the ALS knows is scored
 ``(1 - w) * network + w * ALS``; any other item (new, or never rated in training) by the
 network alone. The two err differently: the network reads side features and is tuned for
-the meta-loss, the ALS ranks by who liked what. ``w`` is chosen in ``fit`` by the squared error
-of the users held out for early stopping, with an ALS that has not seen them.
+the meta-loss, the ALS ranks by who liked what. ``w`` is chosen in ``fit`` on the users held
+out for early stopping, with an ALS that has not seen them.
 
 Scores are on the network's scale (targets standardised by ``fit``); the ALS works on
 ratings, so the module keeps that scale to convert.

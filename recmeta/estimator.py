@@ -132,8 +132,8 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         adapted, the same history folds the user into the ALS (its closed-form solve), and
         an item the ALS knows scores ``(1 - w) * network + w * ALS``; new items, the
         network alone. ``"auto"``: for ratings with item ids, the weight of 0, 0.1, ..., 1
-        with the least squared error on the users held out for early stopping (0 when
-        none are), folded into an ALS of the other users; 0: none. Needs ratings and item
+        with the least meta-loss on the users held out for early stopping (0 when none
+        are), folded into an ALS of the other users; 0: none. Needs ratings and item
         ids. After a fit with the blend, ``set_params(mf_blend=w)`` changes its weight
         for the next ``predict`` or ``adapt`` (0: the network alone; "auto": the fitted
         weight).
@@ -171,8 +171,7 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
     blend_weight_ : float or None
         The ALS's weight in the scores (``mf_blend``); None without the blend.
     blend_losses_ : list of float or None
-        With ``mf_blend="auto"``, the held-out users' mean squared error (on the network's
-        standardised scale) at each weight tried.
+        With ``mf_blend="auto"``, the held-out users' meta-loss at each weight tried.
 
     Examples
     --------

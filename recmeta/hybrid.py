@@ -6,10 +6,10 @@ Both fit a biased ALS (:class:`~recmeta.baselines.BiasedMF`):
   fields (``mf_features``), with leak-free tables for meta-training; its ALS sees the
   training users' ratings only (never the users held out for early stopping);
 - :func:`fill_blend` fills the tables of :mod:`recmeta.blend` (``mf_blend``), and
-  :func:`blend_losses` scores the weights of :data:`GRID` (by :data:`BLEND_LOSS`) on the
-  users held out for early stopping, adapted on the very episodes early stopping watched,
-  with an ALS of the training users only: those users are folded in as any new user will
-  be. The ALS that then serves is fitted again on every user's ratings.
+  :func:`blend_losses` scores the weights of :data:`GRID` on the users held out for early
+  stopping, adapted on the very episodes early stopping watched, with an ALS of the training
+  users only: those users are folded in as any new user will be. The ALS that then serves
+  is fitted again on every user's ratings.
 """
 
 from __future__ import annotations
@@ -28,11 +28,6 @@ from .frames import ITEM_ID_FIELD
 from .meta import MetaLearner, Table
 
 GRID = tuple(k / 10 for k in range(11))  # the blend weights "auto" chooses among
-# What "auto" scores the weights by, whatever the meta-loss: the blend is a stacking of two
-# predictors, and the squared error values averaging them as the absolute error does not (the
-# absolute error favours the one nearer the median). On validation users it chose higher
-# weights, which ranked better at a small cost in MAE (the README's "The ALS blend").
-BLEND_LOSS = "squared"
 MF_FOLDS = 5  # folds of the training users for leak-free item vectors in meta-training
 
 
@@ -119,8 +114,8 @@ def fill_blend(learner: MetaLearner, ratings: pd.DataFrame, codes: np.ndarray,
 
 def blend_losses(learner: MetaLearner, users: Table, items: Table, episodes: list,
                  loop: InnerLoop, loss: str) -> np.ndarray:
-    """The mean query ``loss`` per user of the episodes' users at each weight of :data:`GRID`
-    (at 0, the network alone: with the meta-loss, early stopping's validation loss)."""
+    """The mean query loss per user of the episodes' users at each weight of :data:`GRID`
+    (at 0, the network alone: early stopping's validation loss)."""
     blend, total, n_users = learner.blend, np.zeros(len(GRID)), 0
     learner.eval()
     with torch.no_grad():

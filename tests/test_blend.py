@@ -70,7 +70,10 @@ def test_mix_blends_known_items_only():
     torch.testing.assert_close(mixed, torch.tensor([[2.0, 2.0, 1.0]]))
 
 
-def test_auto_weight_is_the_least_validation_squared_error(data, monkeypatch):
+@pytest.mark.parametrize("meta_loss", ["auto", "squared"])
+def test_auto_weight_is_the_least_validation_loss(data, monkeypatch, meta_loss):
+    """The weight is the one of :data:`GRID` with the least meta-loss of the users held out
+    for early stopping, on early stopping's own episodes."""
     import recmeta._fitting as fitting
 
     scored_by = []
@@ -80,18 +83,15 @@ def test_auto_weight_is_the_least_validation_squared_error(data, monkeypatch):
         return blend_losses(*args)
 
     monkeypatch.setattr(fitting, "blend_losses", spy)
-    model = MetaRecommender(**FAST).fit(data.X, data.y)  # the meta-loss: absolute error
-    assert scored_by == ["squared"]  # the weight is chosen by the squared error regardless
+    model = MetaRecommender(meta_loss=meta_loss, **FAST).fit(data.X, data.y)
+    assert scored_by == ["absolute" if meta_loss == "auto" else "squared"]
     losses = model.blend_losses_
     assert len(losses) == len(GRID)
     assert model.blend_weight_ == GRID[int(np.argmin(losses))]
     assert float(model.learner_.blend.weight) == pytest.approx(model.blend_weight_)
+    # at weight 0 the network alone, on early stopping's episodes: its validation loss
+    assert losses[0] == pytest.approx(model.validation_loss_curve_[model.best_epoch_], rel=1e-5)
     assert len(set(np.round(losses, 6))) > 1  # the weight changes the loss
-    # with the squared meta-loss, the loss at weight 0 (the network alone, on early
-    # stopping's episodes) is early stopping's validation loss
-    squared = MetaRecommender(meta_loss="squared", **FAST).fit(data.X, data.y)
-    assert squared.blend_losses_[0] == pytest.approx(
-        squared.validation_loss_curve_[squared.best_epoch_], rel=1e-5)
 
 
 def test_meta_training_does_not_see_the_blend(data):
