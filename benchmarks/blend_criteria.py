@@ -31,9 +31,8 @@ import recmeta._fitting as fitting
 from recmeta import MetaRecommender
 from recmeta import metrics as M
 from recmeta.adaptation import masked_loss
-from recmeta.blend import BLEND_KEY
 from recmeta.datasets import RatingData
-from recmeta.hybrid import GRID, blend_losses
+from recmeta.hybrid import GRID, blend_losses, blend_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT: dict = {}
@@ -46,12 +45,7 @@ def scoring_every_criterion(learner, users, items, episodes, loop, loss):
     errors, n_users = {"absolute": np.zeros(len(GRID)), "squared": np.zeros(len(GRID))}, 0
     rows = [[] for _ in GRID]  # per weight: (user, rating, prediction) of real query rows
     with torch.no_grad():
-        for support, query in episodes:
-            fast = learner.adapt(users, items, support, loop)
-            als_user = fast.pop(BLEND_KEY)
-            net = learner.score(users, items, fast, query.users, query.items)
-            codes = items[blend.field][query.items]
-            als = blend.predict(als_user, codes)
+        for query, net, als, codes in blend_scores(learner, users, items, episodes, loop):
             real = (query.mask > 0).cpu()
             user = query.users.cpu().unsqueeze(-1).expand_as(real)[real].numpy()
             rating = (query.target.cpu() * target_scale + target_mean)[real].numpy()
@@ -62,7 +56,7 @@ def scoring_every_criterion(learner, users, items, episodes, loop, loss):
                                                   name).sum())
                 rows[k].append((user, rating,
                                 (pred.cpu() * target_scale + target_mean)[real].numpy()))
-            n_users += len(support.users)
+            n_users += len(query.users)
     for name, total in errors.items():
         HELD_OUT[f"{name} error"] = total / max(n_users, 1)
     for k in (1, 3):

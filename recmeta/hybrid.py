@@ -117,16 +117,24 @@ def blend_losses(learner: MetaLearner, users: Table, items: Table, episodes: lis
     """The mean query loss per user of the episodes' users at each weight of :data:`GRID`
     (at 0, the network alone: early stopping's validation loss)."""
     blend, total, n_users = learner.blend, np.zeros(len(GRID)), 0
-    learner.eval()
     with torch.no_grad():
-        for support, query in episodes:
-            fast = learner.adapt(users, items, support, loop)
-            als_user = fast.pop(BLEND_KEY)
-            net = learner.score(users, items, fast, query.users, query.items)
-            codes = items[blend.field][query.items]
-            als = blend.predict(als_user, codes)
+        for query, net, als, codes in blend_scores(learner, users, items, episodes, loop):
             for k, weight in enumerate(GRID):
                 pred = blend.mix(net, als, codes, weight)
                 total[k] += float(masked_loss(pred, query.target, query.mask, loss).sum())
-            n_users += len(support.users)
+            n_users += len(query.users)
     return total / max(n_users, 1)
+
+
+def blend_scores(learner: MetaLearner, users: Table, items: Table, episodes: list,
+                 loop: InnerLoop):
+    """Per episode, each user adapted on its support set: the query batch, the network's and
+    the ALS's scores of its rows and their item-id codes (``query, net, als, codes``). Sets
+    eval mode; call it under ``torch.no_grad()``."""
+    learner.eval()
+    for support, query in episodes:
+        fast = learner.adapt(users, items, support, loop)
+        als_user = fast.pop(BLEND_KEY)
+        net = learner.score(users, items, fast, query.users, query.items)
+        codes = items[learner.blend.field][query.items]
+        yield query, net, learner.blend.predict(als_user, codes), codes

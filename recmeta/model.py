@@ -127,7 +127,6 @@ class FieldEmbedding(nn.Module):
             return index.new_zeros((*index.shape, 0), dtype=torch.get_default_dtype())
         return torch.cat(parts, dim=-1)
 
-
     def affine_layout(self) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
         """Where :meth:`forward`'s output is affine in a single number, ``x * scale + shift``:
         each numeric field's ``dim`` columns, and each item-vector column's. Returns
