@@ -302,8 +302,10 @@ class BiasedMF(Baseline):
 
 
 def ridge_by_group(group: np.ndarray, n_groups: int, features: np.ndarray,
-                   targets: np.ndarray, penalty: np.ndarray) -> np.ndarray:
-    """Per group ``g``, ``argmin_x |F_g x - t_g|^2 + sum_j penalty_j x_j^2``, in closed form.
+                   targets: np.ndarray, penalty: np.ndarray,
+                   base: np.ndarray | None = None) -> np.ndarray:
+    """Per group ``g``, ``argmin_x |F_g x - t_g|^2 + sum_j penalty_j x_j^2 + x^T B x``, in
+    closed form.
 
     Parameters
     ----------
@@ -313,6 +315,8 @@ def ridge_by_group(group: np.ndarray, n_groups: int, features: np.ndarray,
     targets : ndarray of shape (n_rows,)
     penalty : ndarray of shape (d,) or (n_groups, d)
         Positive, so every system is solvable (a group without rows gets 0).
+    base : ndarray of shape (d, d), default=None
+        A positive semi-definite ``B`` shared by every group (None: 0).
 
     Returns
     -------
@@ -322,12 +326,12 @@ def ridge_by_group(group: np.ndarray, n_groups: int, features: np.ndarray,
     order = np.argsort(group, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(group, minlength=n_groups))]
     feats, targs = features[order], targets[order]
-    grams = np.zeros((n_groups, d, d))
+    grams = np.zeros((n_groups, d, d)) if base is None else np.repeat(base[None], n_groups, 0)
     rhs = np.zeros((n_groups, d))
     for g in np.flatnonzero(np.diff(bounds)):
         rows = feats[bounds[g] : bounds[g + 1]]
-        # A_g = F_g^T F_g + diag(penalty);  b_g = F_g^T t_g
-        grams[g] = rows.T @ rows
+        # A_g = F_g^T F_g + diag(penalty) + B;  b_g = F_g^T t_g
+        grams[g] += rows.T @ rows
         rhs[g] = rows.T @ targs[bounds[g] : bounds[g + 1]]
     grams[:, np.arange(d), np.arange(d)] += penalty if penalty.ndim == 2 else penalty[None, :]
     return np.linalg.solve(grams, rhs[..., None])[..., 0]

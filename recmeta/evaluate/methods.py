@@ -10,6 +10,9 @@ Names
 -----
 ``global``, ``item``, ``popularity``, ``bias``, ``als``
     :mod:`recmeta.baselines` with their defaults.
+``ials``
+    :class:`recmeta.ials.ImplicitALS` with its defaults: who rated what, for ranking (no
+    rating predicted).
 ``metasgd``, ``maml``, ``fomaml``
     :class:`~recmeta.MetaRecommender` meta-trained with that method and adapted per user.
 ``supervised``
@@ -33,6 +36,7 @@ from .. import baselines as B
 from .. import columns as C
 from ..datasets import RatingData
 from ..exceptions import DataError
+from ..ials import ImplicitALS
 
 if TYPE_CHECKING:  # imported where used, so the command line starts without torch
     from ..estimator import MetaRecommender
@@ -40,10 +44,10 @@ if TYPE_CHECKING:  # imported where used, so the command line starts without tor
 logger = logging.getLogger("recmeta")
 
 BASELINES = {"global": B.GlobalMean, "item": B.ItemMean, "popularity": B.Popularity,
-             "bias": B.BiasBaseline, "als": B.BiasedMF}
+             "bias": B.BiasBaseline, "als": B.BiasedMF, "ials": ImplicitALS}
 NEURAL = ("metasgd", "maml", "fomaml", "supervised", "supervised-ft", "metasgd-implicit")
 METHODS = (*BASELINES, *NEURAL)
-CLASSIC = ("global", "item", "popularity", "bias", "als")
+CLASSIC = tuple(BASELINES)
 
 
 @dataclass
