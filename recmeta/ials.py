@@ -66,6 +66,9 @@ class ImplicitALS(Baseline):
         self.random_state = random_state
 
     def _fit(self, users, items, ratings, n_users):
+        if self.n_factors < 1 or not self.reg > 0 or not self.alpha >= 0:
+            raise ValueError(f"ImplicitALS needs n_factors >= 1, reg > 0 and alpha >= 0; got "
+                             f"n_factors={self.n_factors}, reg={self.reg}, alpha={self.alpha}.")
         rng = np.random.default_rng(self.random_state)
         item_x = rng.normal(scale=0.01, size=(len(self.items_), self.n_factors))
         for _ in range(self.n_iter):
@@ -81,7 +84,7 @@ class ImplicitALS(Baseline):
         As a ridge per group on rows ``sqrt(alpha) o_j`` with targets
         ``(1 + alpha) / sqrt(alpha)``, plus the shared ``O^T O``.
         """
-        if self.alpha <= 0:  # every pair weighs 1: the gram is shared, no per-group part
+        if self.alpha == 0:  # every pair weighs 1: the gram is shared, no per-group part
             gram = other.T @ other + self.reg * np.eye(self.n_factors)
             rhs = np.zeros((n_groups, self.n_factors))
             np.add.at(rhs, group, other[other_index])

@@ -101,3 +101,10 @@ def test_is_an_evaluation_baseline():
     built = methods.build(("ials",), None, 0)["ials"]
     assert isinstance(built.model, ImplicitALS) and not built.predicts_ratings
     assert "ials" in methods.CLASSIC and issubclass(ImplicitALS, B.Baseline)
+
+
+@pytest.mark.parametrize("bad", [{"reg": 0.0}, {"alpha": -1.0}, {"n_factors": 0}])
+def test_bad_settings_are_refused(train, bad):
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=f"{name}={bad[name]}"):
+        ImplicitALS(**bad).fit(train)
