@@ -50,9 +50,9 @@ class ImplicitALS(Baseline):
 
     Notes
     -----
-    The defaults are the best single setting for ML-100K and ML-1M together by nDCG@10 of
-    validation new users (``benchmarks/tune_ials.py``): ML-100K alone prefers ``alpha=20``,
-    ML-1M ``alpha=5``.
+    The defaults were chosen by nDCG@10 of validation new users (``benchmarks/tune_ials.py``)
+    as one setting near the best on both ML-100K and ML-1M: 0.0017 and 0.0079 below each
+    dataset's own best (``alpha=20`` with 32 factors, and ``alpha=5``).
     """
 
     predicts_ratings = False
