@@ -101,11 +101,14 @@ def test_melu_protocol_quick_sample(fake_melu):
 
 
 def test_support_curves_quick_sample(synthetic):
-    results = support_curves(synthetic, ["item", "popularity", "bias", "als", "fomaml"],
+    results = support_curves(synthetic, ["item", "popularity", "bias", "als", "ials", "fomaml"],
                              seeds=(0,), ks=(0, 3, 5), n_unrated=20, neural_params=TINY)
     m = results.metrics
     assert set(m.setting) == {0, 3, 5}
     assert {"MAE", "RMSE", "nDCG@10", "Recall@10"} == set(m.metric)
+    assert set(m.metric[m.method == "ials"]) == {"nDCG@10", "Recall@10"}  # ranks, no rating
+    ials = m[(m.method == "ials") & (m.metric == "nDCG@10")].set_index("setting").value
+    assert ials[5] > ials[0]  # no history: every item alike; 5 items folded in rank better
     bias = m[(m.method == "bias") & (m.metric == "MAE")].set_index("setting").value
     assert bias[5] < bias[0]  # the user bias folded in from 5 ratings helps
     item = m[(m.method == "item") & (m.metric == "MAE")].value
