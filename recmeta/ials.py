@@ -8,7 +8,8 @@ others. The factors minimise, over *every* pair,
     sum_ui c_ui (p_ui - x_u . y_i)^2 + reg (|x_u|^2 + |y_i|^2)
 
 by alternating least squares; each half-step is exact and costs only the rated pairs, since
-``Y^T C_u Y = Y^T Y + alpha Y_u^T Y_u`` (``Y_u``: the rows of the items ``u`` rated) and
+``Y^T C_u Y = Y^T Y + alpha Y_u^T Y_u`` (``Y_u``: the rows of the items ``u`` rated; a pair
+rated twice counts once) and
 ``Y^T C_u p_u = (1 + alpha) Y_u^T 1``. A user unseen in ``fit`` is folded in from its
 support rows by that same user half-step with the items fixed, and an item is scored
 ``x_u . y_i``: what ``recmeta``'s implicit model (``metasgd-implicit`` in
@@ -69,6 +70,7 @@ class ImplicitALS(Baseline):
         if self.n_factors < 1 or not self.reg > 0 or not self.alpha >= 0:
             raise ValueError(f"ImplicitALS needs n_factors >= 1, reg > 0 and alpha >= 0; got "
                              f"n_factors={self.n_factors}, reg={self.reg}, alpha={self.alpha}.")
+        users, items = _pairs(users, items)
         rng = np.random.default_rng(self.random_state)
         item_x = rng.normal(scale=0.01, size=(len(self.items_), self.n_factors))
         for _ in range(self.n_iter):
@@ -98,11 +100,19 @@ class ImplicitALS(Baseline):
         """Each support user's ``x_u``, shape ``[n_users, n_factors]``; ratings are ignored
         (a rated item is an interaction) and items unseen in ``fit`` skipped."""
         known = support.items >= 0
-        rows, n_users = support.user_of_rows()[known], len(support.indptr) - 1
-        return self._half_step(rows, n_users, self.item_factors_, support.items[known])
+        rows, items = _pairs(support.user_of_rows()[known], support.items[known])
+        return self._half_step(rows, len(support.indptr) - 1, self.item_factors_, items)
 
     def _predict(self, items, users, support):
         user_x = self.fold_in(support)
         known = items >= 0
         factors = np.where(known[:, None], self.item_factors_[np.where(known, items, 0)], 0.0)
         return np.einsum("nf,nf->n", user_x[users], factors)
+
+
+def _pairs(users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (user, item) pairs: an item rated twice is one interaction."""
+    if not len(users):
+        return users, items
+    pairs = np.unique(np.c_[users, items], axis=0)
+    return pairs[:, 0], pairs[:, 1]

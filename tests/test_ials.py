@@ -108,3 +108,13 @@ def test_bad_settings_are_refused(train, bad):
     name = next(iter(bad))
     with pytest.raises(ValueError, match=f"{name}={bad[name]}"):
         ImplicitALS(**bad).fit(train)
+
+
+def test_a_pair_rated_twice_counts_once(train):
+    once = ImplicitALS(n_factors=3, reg=0.5, alpha=4.0, n_iter=3).fit(train)
+    twice = ImplicitALS(n_factors=3, reg=0.5, alpha=4.0, n_iter=3).fit(
+        pd.concat([train, train.iloc[::3]], ignore_index=True))
+    assert np.allclose(once.item_factors_, twice.item_factors_, atol=1e-12)
+    query = pd.DataFrame({"user_id": [900, 900], "item_id": [51, 52]})
+    support = pd.DataFrame({"user_id": [900] * 3, "item_id": [50, 53, 50], "rating": 4.0})
+    assert np.allclose(once.predict(query, support), once.predict(query, support.iloc[:2]))
