@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tune_curves import validation_split
 
 from recmeta import metrics as M
 from recmeta.evaluate import methods as methods_
 from recmeta.evaluate.runner import load_named
-from recmeta.evaluate.splits import new_users
 from recmeta.hybrid import GRID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,10 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = load_named(args.data_dir, args.dataset)
-    train = new_users(data.ratings, np.random.default_rng(args.seed)).train
-    inner = data.subset(train)  # as tune_curves.py: protocol (b) inside the training users
-    split = new_users(inner.ratings, np.random.default_rng(args.seed), 0.2, 20, 10, 100)
-    fit_data = inner.subset(split.train)
+    fit_data, split = validation_split(data, args.seed)
     method = methods_.build(("metasgd",), fit_data, args.seed)["metasgd"]
     start = time.time()
     method.fit(fit_data)

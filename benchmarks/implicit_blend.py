@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tune_curves import validation_split
 
 from recmeta.evaluate import methods
 from recmeta.evaluate.protocols import KS, _top_k
 from recmeta.evaluate.runner import load_named
-from recmeta.evaluate.splits import new_users
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,9 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = load_named(args.data_dir, args.dataset)
-    train = data.subset(new_users(data.ratings, np.random.default_rng(args.seed)).train)
-    split = new_users(train.ratings, np.random.default_rng(args.seed))  # as support_curves
-    fit_data = train.subset(split.train)
+    fit_data, split = validation_split(data, args.seed)
     built = methods.build(("metasgd-implicit", "ials"), fit_data, args.seed)
     start = time.perf_counter()
     for method in built.values():

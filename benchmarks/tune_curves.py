@@ -24,11 +24,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recmeta.datasets import RatingData
 from recmeta.evaluate import protocols
 from recmeta.evaluate.runner import load_named
-from recmeta.evaluate.splits import new_users
+from recmeta.evaluate.splits import NewUsers, new_users
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def validation_split(data: RatingData, seed: int) -> tuple[RatingData, NewUsers]:
+    """Protocol (b)'s training users for ``seed`` (its new users dropped), split again as
+    ``support_curves`` splits them: the data to fit on, and the validation new users."""
+    inner = data.subset(new_users(data.ratings, np.random.default_rng(seed)).train)
+    split = new_users(inner.ratings, np.random.default_rng(seed))
+    return inner.subset(split.train), split
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """Tune the implicit-feedback ALS baseline (``ials``) on validation new users.
 
-The split is ``tune_curves.py``'s: for each seed, protocol (b)'s split of ``recmeta evaluate``
-is drawn and its new users dropped; a fifth of the remaining training users then become
-validation new users (k = 0 to 20 ratings shown, 10 query items among 100 unrated ones). The
-reported new users are never touched. Every setting of the grid is fitted on the other
+For each seed, protocol (b)'s split of ``recmeta evaluate`` is drawn and its new users
+dropped; a fifth of the remaining training users then become validation new users (k = 0 to
+20 ratings shown, 10 query items among 100 unrated ones), drawn with the same generator
+carried on (so not the very users of ``tune_curves.validation_split``, which starts it
+again). The reported new users are never touched. Every setting of the grid is fitted on the other
 training users and scored by nDCG@10; the table is sorted by the mean over k >= 3 (the
 targets' range), best first.
 
