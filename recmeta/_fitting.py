@@ -18,9 +18,10 @@ import pandas as pd
 import torch
 
 from . import _params as P
+from . import columns as C
 from .adaptation import InnerLoop
 from .baselines import BiasedMF
-from .blend import MFBlend
+from .blend import ImplicitBlend, MFBlend
 from .catalog import EntityTable, raw_side
 from .episodes import EpisodeSampler, Histories
 from .features import FeatureSpace
@@ -33,7 +34,17 @@ from .frames import (
     to_frame,
     with_row_items,
 )
-from .hybrid import GRID, blend_losses, fill_blend, fill_item_vectors, training_ratings
+from .hybrid import (
+    GRID,
+    blend_losses,
+    calibrate_blend,
+    fill_blend,
+    fill_implicit_blend,
+    fill_item_vectors,
+    ranking_losses,
+    training_ratings,
+)
+from .ials import ImplicitALS
 from .meta import MetaLearner
 from .model import FOLD_KEY, FieldShape, Scorer, ScorerConfig
 from .training import Trainer, TrainSettings
@@ -112,14 +123,16 @@ class FitSteps:
         return (MF_AUTO if self.mf_features == "auto" else self.mf_features) + 1
 
     def _on_ratings_with_ids(self, name: str, space: FeatureSpace, objective: str,
-                             does: tuple[str, str]) -> bool:
-        """Whether the option ``name`` (``"auto"`` or a number) is on. It needs ratings and
-        item ids: ``"auto"`` is on only with both, a nonzero number without either raises,
-        saying what the option ``does`` with each."""
+                             does: tuple[str, str], needs_ratings: bool = True) -> bool:
+        """Whether the option ``name`` (``"auto"`` or a number) is on. It needs item ids,
+        and unless ``needs_ratings`` is False ratings: ``"auto"`` is on only with what it
+        needs, a nonzero number without it raises, saying what the option ``does`` with
+        each."""
         value, has_ids = getattr(self, name), ITEM_ID_FIELD in space.names()
+        rated = objective != "binary" or not needs_ratings
         if value == "auto":
-            return objective != "binary" and has_ids
-        if value and objective == "binary":
+            return rated and has_ids
+        if value and not rated:
             raise P.InvalidParameterError(
                 f"{name}={value!r} {does[0]}, but y holds 0/1 feedback (objective 'binary'); "
                 f"use {name}=0 or 'auto'.")
@@ -129,49 +142,79 @@ class FitSteps:
                 f"or item_col=None); use {name}=0.")
         return bool(value)
 
-    def _build_learner(self, space: FeatureSpace, objective: str) -> MetaLearner:
+    def _build_learner(self, space: FeatureSpace, objective: str,
+                       blend: bool = True) -> MetaLearner:
+        """The learner the parameters describe; ``blend=False`` leaves out the ALS blend
+        (a model saved without one)."""
         shapes = tuple(FieldShape(f.name, f.side, f.kind, f.cardinality) for f in space.fields)
         width = self._mf_width(space, objective)
         config = ScorerConfig(shapes, self.embedding_dim, tuple(self.hidden), self.factors,
                               (ITEM_ID_FIELD, width) if width else ())
         rate = (0.25 if width else 0.1) if self.id_dropout == "auto" else self.id_dropout
         dropout = {ITEM_ID_FIELD: rate} if ITEM_ID_FIELD in space.names() else {}
-        blend = None
-        if self._on_ratings_with_ids("mf_blend", space, objective,
-                                     ("blends in an ALS of ratings",
-                                      "blends in an ALS of item ids")):
+        if blend and self._on_ratings_with_ids("mf_blend", space, objective,
+                                               ("blends in an ALS", "blends in an ALS of item ids"),
+                                               needs_ratings=False):
             (n_codes,) = (f.cardinality for f in space.fields if f.name == ITEM_ID_FIELD)
-            blend = MFBlend(n_codes, BiasedMF().n_factors, ITEM_ID_FIELD)
+            blend = ImplicitBlend(n_codes, ImplicitALS().n_factors, ITEM_ID_FIELD) \
+                if objective == "binary" else MFBlend(n_codes, BiasedMF().n_factors,
+                                                      ITEM_ID_FIELD)
+        else:
+            blend = None
         return MetaLearner(Scorer(config), self.adapted, self.inner_lr,
                            learn_lr=self.method == "metasgd", id_dropout=dropout, blend=blend)
+
+    def _check_blend(self, objective: str, validation: np.ndarray) -> None:
+        """For 0/1 feedback a blend weight needs users held out for early stopping, on
+        whom the implicit ALS's scores are calibrated to logits."""
+        if objective == "binary" and self.mf_blend not in ("auto", 0, 0.0) \
+                and not len(validation):
+            raise P.InvalidParameterError(
+                f"mf_blend={self.mf_blend!r} with 0/1 feedback calibrates the implicit ALS's "
+                f"scores on the users held out for early stopping, but none are (fewer than "
+                f"20 users with 2 or more rows, or validation_fraction=0); use mf_blend='auto' "
+                f"or 0, or hold users out.")
 
     def _fit_blend(self, learner, users, items, histories, data, train, result, seed,
                    device) -> tuple[float | None, list | None]:
         """Fill the blend's ALS and set its weight. "auto" takes the weight that early
         stopping's users score best with an ALS of the training users alone (they are new
         to it, as a new user will be); then, whatever the weight, the ALS that serves is
-        fitted on every user's ratings, as an ALS alone would be. Returns the weight, and
-        with "auto" the held-out users' loss at each weight tried."""
-        if learner.blend is None:
+        fitted on every user's ratings, as an ALS alone would be. For 0/1 feedback, the
+        implicit ALS's scores are calibrated to logits on those same users and that same
+        ALS first. Returns the weight, and with "auto" the held-out users' loss at each
+        weight tried."""
+        blend = learner.blend
+        if blend is None:
             return None, None
-        codes = items.encoded[ITEM_ID_FIELD]
+        codes, implicit = items.encoded[ITEM_ID_FIELD], isinstance(blend, ImplicitBlend)
 
         def fill(rows: np.ndarray) -> None:  # the ALS of these users' ratings
             ratings = training_ratings(histories, rows, data.mean, data.scale)
-            fill_blend(learner, ratings, codes, data.mean, data.scale, seed)
+            if implicit:  # who interacted with what: the rows with 1
+                fill_implicit_blend(learner, ratings[ratings[C.RATING] > 0.5], codes, seed)
+            else:
+                fill_blend(learner, ratings, codes, data.mean, data.scale, seed)
 
-        weight, losses = self.mf_blend, None
-        if weight == "auto":
-            weight = 0.0
-            if result.episodes:
-                fill(train)
-                losses = blend_losses(learner, users.tensors(device), items.tensors(device),
-                                      result.episodes, self._loop(data.objective),
-                                      self._meta_loss(data.objective))
+        weight, losses, calibration = self.mf_blend, None, None
+        if result.episodes and (weight == "auto" or implicit):
+            fill(train)
+            tables = users.tensors(device), items.tensors(device)
+            loop = self._loop(data.objective)
+            if implicit:
+                calibration = calibrate_blend(learner, *tables, result.episodes, loop)
+            if weight == "auto":
+                losses = ranking_losses(learner, *tables, result.episodes, loop, histories) \
+                    if implicit else blend_losses(learner, *tables, result.episodes, loop,
+                                                  self._meta_loss(data.objective))
                 weight = GRID[int(np.argmin(losses))]
                 losses = [float(v) for v in losses]
+        if weight == "auto":  # no users held out: the network alone
+            weight = 0.0
         fill(np.arange(histories.n_users))
-        learner.blend.weight.fill_(float(weight))
+        if calibration is not None:
+            blend.calibrate(*calibration)
+        blend.weight.fill_(float(weight))
         return float(weight), losses
 
     def _serving_loop(self) -> InnerLoop:

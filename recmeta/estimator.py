@@ -131,12 +131,15 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         every user's ratings after meta-training) in the scores: whenever a user is
         adapted, the same history folds the user into the ALS (its closed-form solve), and
         an item the ALS knows scores ``(1 - w) * network + w * ALS``; new items, the
-        network alone. ``"auto"``: for ratings with item ids, the weight of 0, 0.1, ..., 1
-        with the least meta-loss on the users held out for early stopping (0 when none
-        are), folded into an ALS of the other users; 0: none. Needs ratings and item
-        ids. After a fit with the blend, ``set_params(mf_blend=w)`` changes its weight
-        for the next ``predict`` or ``adapt`` (0: the network alone; "auto": the fitted
-        weight).
+        network alone. For 0/1 feedback the ALS is implicit ALS
+        (:class:`~recmeta.ials.ImplicitALS`, fitted on the rows with 1), its scores mapped
+        to logits by a logistic fit on the users held out for early stopping, and the mix
+        is of logits. ``"auto"``: with item ids, the weight of 0, 0.1, ..., 1 with the
+        least meta-loss (for 0/1 feedback the logistic loss) on the users held out for
+        early stopping (0 when none are), folded into an ALS of the other users; 0: none.
+        Needs item ids, and for 0/1 feedback users held out. After a fit with the blend,
+        ``set_params(mf_blend=w)`` changes its weight for the next ``predict`` or
+        ``adapt`` (0: the network alone; "auto": the fitted weight).
     max_history : int, default=100
         Largest support set: the latest rows of a history are used.
     query_size : int, default=10
@@ -282,6 +285,7 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         seeds = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
         rng = np.random.default_rng(int(seeds[1]))
         train, validation = self._split(histories, rng)
+        self._check_blend(data.objective, validation)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seeds[0]))
             learner = self._build_learner(space, data.objective)

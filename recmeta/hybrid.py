@@ -1,6 +1,6 @@
 """The matrix-factorisation parts of ``fit``: item vectors as features, and the ALS blend.
 
-Both fit a biased ALS (:class:`~recmeta.baselines.BiasedMF`):
+For ratings both fit a biased ALS (:class:`~recmeta.baselines.BiasedMF`):
 
 - :func:`fill_item_vectors` gives each item id its ALS factors and bias as numeric item
   fields (``mf_features``), with leak-free tables for meta-training; its ALS sees the
@@ -10,6 +10,12 @@ Both fit a biased ALS (:class:`~recmeta.baselines.BiasedMF`):
   stopping, adapted on the very episodes early stopping watched, with an ALS of the training
   users only: those users are folded in as any new user will be. The ALS that then serves
   is fitted again on every user's ratings.
+
+For 0/1 feedback the blend's ALS is implicit ALS (:class:`~recmeta.ials.ImplicitALS`):
+:func:`fill_implicit_blend` fills its tables, :func:`calibrate_blend` maps its scores to
+logits on those held-out users, and :func:`ranking_losses` scores the weights by how well
+the users' query interactions rank among every item (nDCG@10), as recommendations are
+judged; the rest as for ratings.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 
 from . import columns as C
 from .adaptation import InnerLoop, masked_loss
@@ -25,6 +32,7 @@ from .blend import BLEND_KEY
 from .catalog import EntityTable
 from .episodes import Histories
 from .frames import ITEM_ID_FIELD
+from .ials import ImplicitALS
 from .meta import MetaLearner, Table
 
 GRID = tuple(k / 10 for k in range(11))  # the blend weights "auto" chooses among
@@ -112,6 +120,54 @@ def fill_blend(learner: MetaLearner, ratings: pd.DataFrame, codes: np.ndarray,
                        mf.mean_, target_mean, target_scale)
 
 
+def fill_implicit_blend(learner: MetaLearner, interactions: pd.DataFrame, codes: np.ndarray,
+                        seed: int) -> None:
+    """Fit implicit ALS on ``interactions`` (user_id, item_id = item row: who interacted
+    with what) and fill the blend's tables; ``codes[row]`` is item row ``row``'s code."""
+    ials = ImplicitALS(n_factors=learner.blend.factors.shape[1], random_state=seed)
+    ials.fit(interactions)
+    rows = ials.items_.to_numpy()
+    learner.blend.fill(torch.as_tensor(codes[rows]), torch.as_tensor(ials.item_factors_),
+                       ials.reg, ials.alpha)
+
+
+def calibrate_blend(learner: MetaLearner, users: Table, items: Table, episodes: list,
+                    loop: InnerLoop) -> tuple[float, float]:
+    """Map implicit ALS's scores to logits: the logistic regression of the episodes' query
+    labels (0/1, sampled negatives included) on the ALS's score of each row, each user
+    folded in from its support set. Sets the blend's calibration; returns slope and
+    intercept."""
+    blend, scores, labels = learner.blend, [], []
+    blend.calibrate(1.0, 0.0)
+    with torch.no_grad():
+        for query, _, als, codes in blend_scores(learner, users, items, episodes, loop):
+            keep = (query.mask > 0) & blend.known[codes]
+            scores.append(als[keep].double().cpu().numpy())
+            labels.append(query.target[keep].double().cpu().numpy())
+    slope, intercept = logistic_fit(np.concatenate(scores), np.concatenate(labels))
+    blend.calibrate(slope, intercept)
+    return slope, intercept
+
+
+def logistic_fit(x: np.ndarray, y: np.ndarray, ridge: float = 1e-6,
+                 n_iter: int = 50) -> tuple[float, float]:
+    """``(a, b)`` minimising the mean logistic loss of ``a * x + b`` for labels ``y`` in
+    [0, 1] (Newton's method; a tiny ridge on ``a`` keeps it finite on separable data).
+    ``(0, 0)`` without rows."""
+    if not len(x):
+        return 0.0, 0.0
+    design, beta = np.c_[x, np.ones(len(x))], np.zeros(2)
+    for _ in range(n_iter):
+        p = 1.0 / (1.0 + np.exp(-(design @ beta)))
+        grad = design.T @ (p - y) / len(x) + ridge * np.r_[beta[0], 0.0]
+        hess = (design * (p * (1 - p))[:, None]).T @ design / len(x) + ridge * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(beta[0]), float(beta[1])
+
+
 def blend_losses(learner: MetaLearner, users: Table, items: Table, episodes: list,
                  loop: InnerLoop, loss: str) -> np.ndarray:
     """The mean query loss per user of the episodes' users at each weight of :data:`GRID`
@@ -124,6 +180,51 @@ def blend_losses(learner: MetaLearner, users: Table, items: Table, episodes: lis
                 total[k] += float(masked_loss(pred, query.target, query.mask, loss).sum())
             n_users += len(query.users)
     return total / max(n_users, 1)
+
+
+RANK_CUTOFF = 10  # 0/1 feedback: "auto" weighs the blend by nDCG at this cutoff
+
+
+def ranking_losses(learner: MetaLearner, users: Table, items: Table, episodes: list,
+                   loop: InnerLoop, histories: Histories) -> np.ndarray:
+    """``1 - nDCG@10`` per weight of :data:`GRID`, the mean over the episodes' users of
+    ranking each user's query interactions (target 1) among every item it has no row
+    with (its support and the rest of its history are left out): what a new user's
+    recommendations are judged by. Users without an interaction in the query are left out."""
+    blend, total, n_users = learner.blend, np.zeros(len(GRID)), 0
+    codes = items[blend.field]
+    every = torch.arange(len(codes), device=codes.device)
+    learner.eval()
+    with torch.no_grad():
+        for support, query in episodes:
+            fast = learner.adapt(users, items, support, loop)
+            als = blend.predict(fast.pop(BLEND_KEY), codes)
+            net = learner.score(users, items, fast, query.users, every)
+            relevant = torch.zeros_like(net, dtype=torch.bool)
+            seen = torch.zeros_like(relevant)
+            for b, user in enumerate(query.users.tolist()):
+                rows = query.items[b][(query.mask[b] > 0) & (query.target[b] > 0.5)]
+                relevant[b, rows] = True
+                seen[b, torch.as_tensor(histories.of(user)[0], device=seen.device)] = True
+            keep = relevant.any(-1)
+            relevant, seen, net, als = relevant[keep], seen[keep] & ~relevant[keep], \
+                net[keep], als[keep]
+            for k, weight in enumerate(GRID):
+                ranked = blend.mix(net, als, codes, weight).masked_fill(seen, -torch.inf)
+                total[k] += float(ndcg_at(ranked, relevant, RANK_CUTOFF).sum())
+            n_users += int(keep.sum())
+    return 1.0 - total / max(n_users, 1)
+
+
+def ndcg_at(scores: Tensor, relevant: Tensor, cutoff: int) -> Tensor:
+    """Each row's nDCG@cutoff ``[B]`` of ranking by ``scores`` ``[B, N]`` with binary
+    ``relevant`` ``[B, N]``; items scored -inf are never ranked above a finite score."""
+    top = torch.topk(scores, min(cutoff, scores.shape[-1]), dim=-1).indices
+    discount = 1.0 / torch.log2(torch.arange(top.shape[-1], device=scores.device) + 2.0)
+    dcg = (relevant.gather(-1, top).to(discount) * discount).sum(-1)
+    n_relevant = relevant.sum(-1).clamp(max=top.shape[-1])
+    ideal = torch.cumsum(discount, 0)[(n_relevant - 1).clamp(min=0)]
+    return torch.where(n_relevant > 0, dcg / ideal, torch.zeros_like(dcg))
 
 
 def blend_scores(learner: MetaLearner, users: Table, items: Table, episodes: list,

@@ -30,7 +30,7 @@ from .adaptation import (
     pointwise_loss,
     score,
 )
-from .blend import BLEND_KEY, MFBlend
+from .blend import BLEND_KEY, Blend
 from .episodes import Batch
 from .model import FOLD_KEY, ROW_KEY, Scorer
 
@@ -77,14 +77,14 @@ class MetaLearner(nn.Module):
         In training mode, each item row's value of these fields is replaced by "unknown"
         with the given probability, so the unknown embedding learns to stand for a new item
         and the other fields learn to carry what the id would.
-    blend : MFBlend, default=None
+    blend : Blend, default=None
         When given, adapting a user also folds it into the ALS, and scoring blends the two
         (see :mod:`recmeta.blend`). Meta-training never uses it.
     """
 
     def __init__(self, scorer: Scorer, adapt: str = "mlp", inner_lr: float = 0.1,
                  learn_lr: bool = False, id_dropout: dict[str, float] | None = None,
-                 blend: MFBlend | None = None):
+                 blend: Blend | None = None):
         super().__init__()
         self.scorer = scorer
         self.blend = blend

@@ -106,7 +106,9 @@ def load(cls, path, device: str = "auto"):
     model.blend_weight_ = fitted.get("blend_weight")
     model.blend_losses_ = fitted.get("blend_losses")
     model.device_ = resolve_device(device)
-    learner = model._build_learner(model.feature_space_, model.objective_)
+    # a model saved without a blend (before 0/1 feedback had one, or with mf_blend=0)
+    learner = model._build_learner(model.feature_space_, model.objective_,
+                                   blend=model.blend_weight_ is not None)
     try:
         learner.load_state_dict(tensors[WEIGHTS], strict=True)
     except RuntimeError as exc:

@@ -59,11 +59,34 @@ def test_save_load_round_trip(model, data, tmp_path):
 def test_string_ids_and_binary_objective_survive(tmp_path):
     clicks = make_synthetic(n_users=40, n_items=30, implicit=True, random_state=1)
     X = clicks.X.assign(user_id="u" + clicks.X.user_id.astype(str))
-    model = MetaRecommender(**FAST).fit(X, clicks.y)
+    model = MetaRecommender(mf_blend=0.5, **FAST).fit(X, clicks.y)
     model.save(tmp_path / "m")
     loaded = MetaRecommender.load(tmp_path / "m")
     assert loaded.objective_ == "binary"
+    blend = model.learner_.blend  # the implicit ALS, calibrated
+    assert blend.known.any() and float(blend.scales[1]) != 1.0
+    for name, value in blend.state_dict().items():
+        torch.testing.assert_close(loaded.learner_.blend.state_dict()[name], value, rtol=0,
+                                   atol=0)
     np.testing.assert_array_equal(model.predict(X), loaded.predict(X))
+    hist = X[X.user_id == "u1"]
+    np.testing.assert_array_equal(model.predict(X, hist, np.ones(len(hist))),
+                                  loaded.predict(X, hist, np.ones(len(hist))))
+
+
+def test_a_binary_model_saved_before_its_blend_loads_without_it(tmp_path):
+    """0/1 feedback had no blend before: its "auto" made none, and its weights have none."""
+    clicks = make_synthetic(n_users=40, n_items=30, implicit=True, random_state=1)
+    model = MetaRecommender(mf_blend=0, **FAST).fit(clicks.X, clicks.y)
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / META).read_text())
+    meta["params"]["mf_blend"] = "auto"  # as such a model was saved
+    (tmp_path / "m" / META).write_text(json.dumps(meta))
+    loaded = MetaRecommender.load(tmp_path / "m")
+    assert loaded.learner_.blend is None and loaded.mf_blend == "auto"
+    hist = clicks.X[clicks.X.user_id == 1]
+    np.testing.assert_array_equal(model.predict(clicks.X, hist, np.ones(len(hist))),
+                                  loaded.predict(clicks.X, hist, np.ones(len(hist))))
 
 
 def test_a_model_saved_before_mf_features_and_mf_blend_loads_without_them(data, tmp_path):
