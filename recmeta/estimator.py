@@ -135,8 +135,9 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         (:class:`~recmeta.ials.ImplicitALS`, fitted on the rows with 1), its scores mapped
         to logits by a logistic fit on the users held out for early stopping, and the mix
         is of logits. ``"auto"``: with item ids, the weight of 0, 0.1, ..., 1 with the
-        least meta-loss (for 0/1 feedback the logistic loss) on the users held out for
-        early stopping (0 when none are), folded into an ALS of the other users; 0: none.
+        least meta-loss on the users held out for early stopping (for 0/1 feedback, the
+        best nDCG@10 of their query interactions among every item they have no row with;
+        0 when none are held out), folded into an ALS of the other users; 0: none.
         Needs item ids, and for 0/1 feedback users held out. After a fit with the blend,
         ``set_params(mf_blend=w)`` changes its weight for the next ``predict`` or
         ``adapt`` (0: the network alone; "auto": the fitted weight).
@@ -174,7 +175,8 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
     blend_weight_ : float or None
         The ALS's weight in the scores (``mf_blend``); None without the blend.
     blend_losses_ : list of float or None
-        With ``mf_blend="auto"``, the held-out users' meta-loss at each weight tried.
+        With ``mf_blend="auto"``, the held-out users' meta-loss at each weight tried (for
+        0/1 feedback ``1 - nDCG@10``).
 
     Examples
     --------
