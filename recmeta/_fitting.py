@@ -11,6 +11,7 @@ Every step reads the estimator's parameters from ``self``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,13 +118,13 @@ class FitSteps:
     def _mf_width(self, space: FeatureSpace, objective: str) -> int:
         """Columns of each item's matrix-factorisation vector (its factors and its bias), 0
         for none. 0/1 feedback (all ones) has no ratings to factorise."""
-        if not self._on_ratings_with_ids("mf_features", space, objective,
-                                         ("factorises ratings", "gives each item id a vector")):
+        if not self._option_on("mf_features", space, objective,
+                               ("factorises ratings", "gives each item id a vector")):
             return 0
         return (MF_AUTO if self.mf_features == "auto" else self.mf_features) + 1
 
-    def _on_ratings_with_ids(self, name: str, space: FeatureSpace, objective: str,
-                             does: tuple[str, str], needs_ratings: bool = True) -> bool:
+    def _option_on(self, name: str, space: FeatureSpace, objective: str,
+                   does: tuple[str, str], needs_ratings: bool = True) -> bool:
         """Whether the option ``name`` (``"auto"`` or a number) is on. It needs item ids,
         and unless ``needs_ratings`` is False ratings: ``"auto"`` is on only with what it
         needs, a nonzero number without it raises, saying what the option ``does`` with
@@ -152,9 +153,9 @@ class FitSteps:
                               (ITEM_ID_FIELD, width) if width else ())
         rate = (0.25 if width else 0.1) if self.id_dropout == "auto" else self.id_dropout
         dropout = {ITEM_ID_FIELD: rate} if ITEM_ID_FIELD in space.names() else {}
-        if blend and self._on_ratings_with_ids("mf_blend", space, objective,
-                                               ("blends in an ALS", "blends in an ALS of item ids"),
-                                               needs_ratings=False):
+        if blend and self._option_on("mf_blend", space, objective,
+                                     ("blends in an ALS", "blends in an ALS of item ids"),
+                                     needs_ratings=False):
             (n_codes,) = (f.cardinality for f in space.fields if f.name == ITEM_ID_FIELD)
             blend = ImplicitBlend(n_codes, ImplicitALS().n_factors, ITEM_ID_FIELD) \
                 if objective == "binary" else MFBlend(n_codes, BiasedMF().n_factors,
@@ -203,6 +204,16 @@ class FitSteps:
             loop = self._loop(data.objective)
             if implicit:
                 calibration = calibrate_blend(learner, *tables, result.episodes, loop)
+                if calibration[0] <= 0:  # its scores do not rise with the interactions
+                    warnings.warn(
+                        f"The implicit ALS's scores did not rise with the interactions of the "
+                        f"users held out for early stopping (calibration slope "
+                        f"{calibration[0]:.3g}), so the blend cannot help: "
+                        + ("'auto' serves the network alone." if weight == "auto" else
+                           f"mf_blend={weight!r} mixes it in all the same; mf_blend='auto' "
+                           f"or 0 serves the network alone."), UserWarning, stacklevel=3)
+                    if weight == "auto":
+                        weight = 0.0
             if weight == "auto":
                 losses = ranking_losses(learner, *tables, result.episodes, loop, histories) \
                     if implicit else blend_losses(learner, *tables, result.episodes, loop,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor
 
 from . import columns as C
 from .adaptation import InnerLoop, masked_loss
@@ -34,6 +33,7 @@ from .episodes import Histories
 from .frames import ITEM_ID_FIELD
 from .ials import ImplicitALS
 from .meta import MetaLearner, Table
+from .metrics import ndcg_at_k
 
 GRID = tuple(k / 10 for k in range(11))  # the blend weights "auto" chooses among
 MF_FOLDS = 5  # folds of the training users for leak-free item vectors in meta-training
@@ -201,30 +201,24 @@ def ranking_losses(learner: MetaLearner, users: Table, items: Table, episodes: l
             als = blend.predict(fast.pop(BLEND_KEY), codes)
             net = learner.score(users, items, fast, query.users, every)
             relevant = torch.zeros_like(net, dtype=torch.bool)
-            seen = torch.zeros_like(relevant)
+            candidate = torch.ones_like(relevant)
             for b, user in enumerate(query.users.tolist()):
                 rows = query.items[b][(query.mask[b] > 0) & (query.target[b] > 0.5)]
+                candidate[b, torch.as_tensor(histories.of(user)[0], device=net.device)] = False
                 relevant[b, rows] = True
-                seen[b, torch.as_tensor(histories.of(user)[0], device=seen.device)] = True
-            keep = relevant.any(-1)
-            relevant, seen, net, als = relevant[keep], seen[keep] & ~relevant[keep], \
-                net[keep], als[keep]
+            candidate &= relevant.any(-1, keepdim=True)  # users with an interaction only
+            candidate |= relevant
+            owner, item = torch.nonzero(candidate, as_tuple=True)
+            if not len(owner):
+                continue
+            owner_np, relevant_np = owner.cpu().numpy(), relevant[owner, item].cpu().numpy()
+            n = len(np.unique(owner_np))
             for k, weight in enumerate(GRID):
-                ranked = blend.mix(net, als, codes, weight).masked_fill(seen, -torch.inf)
-                total[k] += float(ndcg_at(ranked, relevant, RANK_CUTOFF).sum())
-            n_users += int(keep.sum())
+                scores = blend.mix(net, als, codes, weight)[owner, item]
+                total[k] += n * ndcg_at_k(owner_np, relevant_np, scores.double().cpu().numpy(),
+                                          RANK_CUTOFF)
+            n_users += n
     return 1.0 - total / max(n_users, 1)
-
-
-def ndcg_at(scores: Tensor, relevant: Tensor, cutoff: int) -> Tensor:
-    """Each row's nDCG@cutoff ``[B]`` of ranking by ``scores`` ``[B, N]`` with binary
-    ``relevant`` ``[B, N]``; items scored -inf are never ranked above a finite score."""
-    top = torch.topk(scores, min(cutoff, scores.shape[-1]), dim=-1).indices
-    discount = 1.0 / torch.log2(torch.arange(top.shape[-1], device=scores.device) + 2.0)
-    dcg = (relevant.gather(-1, top).to(discount) * discount).sum(-1)
-    n_relevant = relevant.sum(-1).clamp(max=top.shape[-1])
-    ideal = torch.cumsum(discount, 0)[(n_relevant - 1).clamp(min=0)]
-    return torch.where(n_relevant > 0, dcg / ideal, torch.zeros_like(dcg))
 
 
 def blend_scores(learner: MetaLearner, users: Table, items: Table, episodes: list,

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from recmeta import InvalidParameterError, MetaRecommender, make_synthetic
+from recmeta import InvalidParameterError, MetaRecommender, hybrid, make_synthetic
 from recmeta.baselines import BiasedMF
 from recmeta.blend import ImplicitBlend, MFBlend
 from recmeta.frames import ITEM_ID_FIELD
-from recmeta.hybrid import GRID, blend_losses, logistic_fit, ndcg_at
+from recmeta.hybrid import GRID, blend_losses, logistic_fit
 from recmeta.ials import ImplicitALS
 
 FAST = dict(max_epochs=3, random_state=0, verbose=0, embedding_dim=8, hidden=(16, 16))
@@ -343,20 +343,6 @@ def test_implicit_auto_weight_ranks_query_interactions_among_every_item(clicks, 
         assert seen["out"][k] == pytest.approx(1 - np.mean(gains), abs=1e-5)
 
 
-def test_ndcg_at_is_the_textbook_formula():
-    rng = np.random.default_rng(1)
-    scores = rng.normal(size=(6, 30))
-    relevant = rng.random((6, 30)) < 0.2
-    relevant[0] = False  # no relevant item: 0
-    scores[1, :5] = -np.inf  # never above a finite score
-    got = ndcg_at(torch.as_tensor(scores), torch.as_tensor(relevant), 10).numpy()
-    for b in range(6):
-        top = np.argsort(-scores[b], kind="stable")[:10]
-        dcg = sum(1 / np.log2(r + 2) for r, i in enumerate(top) if relevant[b, i])
-        ideal = sum(1 / np.log2(r + 2) for r in range(min(relevant[b].sum(), 10)))
-        assert got[b] == pytest.approx(dcg / ideal if ideal else 0.0)
-
-
 def test_implicit_blend_serves_mixed_logits_and_not_meta_training(clicks):
     """predict gives ``sigmoid((1 - w) logit_net + w logit_ALS)`` on known items, the network
     on new ones, the ALS folded in from the history's interactions; meta-training is the same
@@ -401,3 +387,18 @@ def test_implicit_blend_serves_mixed_logits_and_not_meta_training(clicks):
         c = code[model.items_.positions(X.item_id[mine])]
         np.testing.assert_allclose(als[mine], slope * q[c] @ x + intercept, rtol=1e-3,
                                    atol=1e-4)
+
+
+def test_an_implicit_als_that_does_not_rank_is_not_blended_in(monkeypatch):
+    """A calibration slope <= 0 (the ALS's scores fall as interactions rise) warns; "auto"
+    then serves the network alone, a number is kept as asked."""
+    clicks = make_synthetic(n_users=40, n_items=30, implicit=True, random_state=1)
+    monkeypatch.setattr(hybrid, "logistic_fit", lambda x, y: (-0.5, 0.1))
+    with pytest.warns(UserWarning, match=r"slope -0\.5.*'auto' serves the network alone"):
+        model = MetaRecommender(**FAST).fit(clicks.X, clicks.y)
+    assert model.blend_weight_ == 0.0 and model.blend_losses_ is None
+    assert float(model.learner_.blend.weight) == 0.0
+    with pytest.warns(UserWarning, match=r"mf_blend=0.4 mixes it in all the same"):
+        model = MetaRecommender(mf_blend=0.4, **FAST).fit(clicks.X, clicks.y)
+    assert model.blend_weight_ == 0.4
+    assert model.learner_.blend.scales[1:].tolist() == pytest.approx([-0.5, 0.1])
