@@ -77,7 +77,8 @@ class NewUserRecommender:
         Parameters
         ----------
         items : sequence of ids
-            Items the user interacted with (unknown ids are ignored).
+            Items the user interacted with (unknown ids are ignored; an item given more
+            than once counts once, with its last rating).
         ratings : sequence of float
             The user's ratings (or 1 for a click), one per item.
         user : dict, default=None
@@ -95,7 +96,9 @@ class NewUserRecommender:
             raise DataError(f"items and ratings must have the same length; got {len(items)} "
                             f"and {len(ratings)}.")
         pos = self._positions.reindex(pd.Index(items)).to_numpy()
-        known = ~np.isnan(pos)
+        # unknown ids are ignored; an item given twice counts once, with its last rating
+        # (as ``adapt`` and ``predict`` read a history)
+        known = ~np.isnan(pos) & ~pd.Series(pos).duplicated(keep="last").to_numpy()
         seen = pos[known].astype(np.int64)
         target = self.model._scale(np.asarray(ratings, float)[known])
         if self.model.objective_ == "binary":  # as in training: sampled negatives beside

@@ -31,6 +31,10 @@ def test_fast_path_equals_public_path(implicit, adapted, factors, blend):
     assert fast.item_id.tolist() == public.item_id.tolist()
     np.testing.assert_allclose(fast.score, public.score, rtol=1e-5, atol=1e-6)
     assert not set(items) & set(fast.item_id)
+    # an item given twice counts once, with its last rating, as adapt() reads a history
+    twice = NewUserRecommender(model).recommend(
+        np.r_[items[[1, 0]], items], np.r_[6 - ratings[[1, 0]], ratings], user, n=7)
+    pd.testing.assert_frame_equal(pd.DataFrame(twice), fast)
 
 
 def test_fast_path_candidates_unknown_items_and_cold_user():
