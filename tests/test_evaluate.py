@@ -16,8 +16,9 @@ from recmeta import datasets as D
 from recmeta import make_synthetic
 from recmeta.cli import main
 from recmeta.evaluate import markdown, melu_states, support_curves, targets, write_report
-from recmeta.evaluate.report import summarise
+from recmeta.evaluate.report import summarise, timing_table
 from recmeta.evaluate.splits import new_users, support_query
+from recmeta.hybrid import GRID
 
 DATA = Path(os.environ.get("RECMETA_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TINY = {"max_epochs": 1, "embedding_dim": 4, "hidden": [8], "inner_steps": 2, "batch_size": 16}
@@ -95,6 +96,15 @@ def test_melu_protocol_quick_sample(fake_melu):
     t = results.timings.set_index(["method", "seed"])
     assert t.loc[("supervised", 0), "seconds"] == t.loc[("supervised-ft", 0), "seconds"]
     assert t.loc[("metasgd", 0), "n_epochs"] == 1
+    # the blend's weight each fit chose is recorded; the baselines and the network that is
+    # not adapted (no blend) have none
+    assert t.loc[("metasgd", 0), "blend_weight"] in GRID
+    assert t.loc[[("bias", 0), ("supervised", 0)], "blend_weight"].isna().all()
+    table = timing_table(results.timings).set_index("method")
+    weights = t.loc["metasgd", "blend_weight"].to_numpy()
+    assert table.loc["metasgd", "blend_weights"] == f"{weights[0]:g} / {weights[1]:g}"
+    old = timing_table(results.timings.drop(columns="blend_weight"))  # written before it was
+    assert (old.blend_weights == "").all()
     notadapted = m[(m.method == "supervised") & (m.metric == "MAE")].value.to_numpy()
     finetuned = m[(m.method == "supervised-ft") & (m.metric == "MAE")].value.to_numpy()
     assert not np.allclose(notadapted, finetuned)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,11 +52,13 @@ CLASSIC = tuple(BASELINES)
 
 @dataclass
 class FitInfo:
-    """What fitting cost: seconds, and for the neural methods epochs run and kept."""
+    """What fitting cost: seconds, and for the neural methods epochs run and kept, and
+    the ALS blend's weight ``fit`` set (nan without a blend)."""
 
     seconds: float = 0.0
     n_epochs: int = 0
     best_epoch: int = 0
+    blend_weight: float = float("nan")
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -115,12 +117,15 @@ class NeuralMethod:
             self.model_ = clone(self.estimator)
             start = time.perf_counter()
             self.model_.fit(train.X, self._target(train.y))
+            weight = self.model_.blend_weight_
             info = FitInfo(time.perf_counter() - start, self.model_.n_epochs_,
-                           self.model_.best_epoch_ + 1)
+                           self.model_.best_epoch_ + 1,
+                           float("nan") if weight is None else weight)
             if self.shared is not None:
                 self.shared.update(key=key, model=self.model_, info=info)
         self._features = train
-        return info
+        # the blend's weight as served: none for the network not adapted (see predict)
+        return info if self.adapt else replace(info, blend_weight=float("nan"))
 
     def predict(self, query: pd.DataFrame, support: pd.DataFrame | None) -> np.ndarray:
         model = self.model_

@@ -10,7 +10,8 @@
     it never rated is ranked (nDCG@10 and Recall@10, relevant = a query rating of 4 or more).
 
 Every result row is (protocol, dataset, setting, method, seed, metric, value); every fit
-adds a row to the timings (protocol, dataset, method, seed, seconds, n_epochs, best_epoch).
+adds a row to the timings (protocol, dataset, method, seed, seconds, n_epochs, best_epoch,
+blend_weight).
 Only the users carved out inside the neural methods' ``fit`` (validation users of the
 training state) ever steer training; the reported query sets never do.
 """
@@ -34,7 +35,8 @@ logger = logging.getLogger("recmeta")
 
 KS = (0, 1, 3, 5, 10, 20)
 RESULT_COLUMNS = ["protocol", "dataset", "setting", "method", "seed", "metric", "value"]
-TIMING_COLUMNS = ["protocol", "dataset", "method", "seed", "seconds", "n_epochs", "best_epoch"]
+TIMING_COLUMNS = ["protocol", "dataset", "method", "seed", "seconds", "n_epochs", "best_epoch",
+                  "blend_weight"]
 
 
 @dataclass
@@ -62,7 +64,7 @@ class _Collector:
 
     def fitted(self, method: str, seed: int, info: methods_.FitInfo) -> None:
         self.fits.append((self.protocol, self.dataset, method, seed, info.seconds,
-                          info.n_epochs, info.best_epoch))
+                          info.n_epochs, info.best_epoch, info.blend_weight))
         logger.info("%s/%s seed %d: %s fitted in %.1f s (%d epochs)", self.protocol,
                     self.dataset, seed, method, info.seconds, info.n_epochs)
 

@@ -143,14 +143,26 @@ def _against_paper(rows: pd.DataFrame, metric: str) -> list[tuple]:
 
 def timing_table(timings: pd.DataFrame) -> pd.DataFrame:
     """Per protocol, dataset and method, means over seeds: fit seconds, epochs run, epochs to
-    the best validation loss (the state kept: epochs to converge), seconds per epoch."""
+    the best validation loss (the state kept: epochs to converge), seconds per epoch; and
+    the ALS blend's weight in each seed's fit (timings written before it was recorded have
+    none)."""
     if timings.empty:
         return timings
+    if "blend_weight" not in timings:
+        timings = timings.assign(blend_weight=np.nan)
     frame = timings.assign(per_epoch=timings.seconds / timings.n_epochs.replace(0, np.nan))
     out = frame.groupby(["protocol", "dataset", "method"], sort=False).agg(
         fit_s=("seconds", "mean"), epochs_run=("n_epochs", "mean"),
-        epochs_to_best=("best_epoch", "mean"), s_per_epoch=("per_epoch", "mean"))
+        epochs_to_best=("best_epoch", "mean"), s_per_epoch=("per_epoch", "mean"),
+        blend_weights=("blend_weight", _weights))
     return out.round(2).reset_index()
+
+
+def _weights(values: pd.Series) -> str:
+    """The seeds' blend weights, in seed order ("" when no seed's fit recorded one)."""
+    values = values.to_numpy(dtype=float)
+    return "" if np.isnan(values).all() else " / ".join(
+        "-" if np.isnan(v) else f"{v:g}" for v in values)
 
 
 def markdown(results: Results, title: str = "recmeta evaluation", notes: str = "",
