@@ -37,6 +37,7 @@ from .frames import (
 )
 from .hybrid import (
     GRID,
+    IMPLICIT_GRID,
     blend_losses,
     calibrate_blend,
     fill_blend,
@@ -218,7 +219,7 @@ class FitSteps:
                 losses = ranking_losses(learner, *tables, result.episodes, loop, histories) \
                     if implicit else blend_losses(learner, *tables, result.episodes, loop,
                                                   self._meta_loss(data.objective))
-                weight = GRID[int(np.argmin(losses))]
+                weight = (IMPLICIT_GRID if implicit else GRID)[int(np.argmin(losses))]
                 losses = [float(v) for v in losses]
         if weight == "auto":  # no users held out: the network alone
             weight = 0.0

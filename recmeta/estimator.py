@@ -135,9 +135,10 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         (:class:`~recmeta.ials.ImplicitALS`, fitted on the rows with 1), its scores mapped
         to logits by a logistic fit on the users held out for early stopping, and the mix
         is of logits. ``"auto"``: with item ids, the weight of 0, 0.1, ..., 1 with the
-        least meta-loss on the users held out for early stopping (for 0/1 feedback, the
-        best nDCG@10 of their query interactions among every item they have no row with;
-        0 when none are held out), folded into an ALS of the other users; 0: none.
+        least meta-loss on the users held out for early stopping (for 0/1 feedback, of 0,
+        0.1, ..., 0.9 the best nDCG@10 of their query interactions among every item they
+        have no row with: at 1 a user with no interaction would get every known item
+        tied; 0 when none are held out), folded into an ALS of the other users; 0: none.
         Needs item ids, and for 0/1 feedback users held out. After a fit with the blend,
         ``set_params(mf_blend=w)`` changes its weight for the next ``predict`` or
         ``adapt`` (0: the network alone; "auto": the fitted weight).

@@ -11,7 +11,7 @@ from recmeta import InvalidParameterError, MetaRecommender, hybrid, make_synthet
 from recmeta.baselines import BiasedMF
 from recmeta.blend import ImplicitBlend, MFBlend
 from recmeta.frames import ITEM_ID_FIELD
-from recmeta.hybrid import GRID, blend_losses, logistic_fit
+from recmeta.hybrid import GRID, IMPLICIT_GRID, blend_losses, logistic_fit
 from recmeta.ials import ImplicitALS
 
 FAST = dict(max_epochs=3, random_state=0, verbose=0, embedding_dim=8, hidden=(16, 16))
@@ -294,7 +294,8 @@ def test_implicit_calibration_is_a_logistic_fit_on_held_out_users(clicks, monkey
 
 def test_implicit_auto_weight_ranks_query_interactions_among_every_item(clicks, monkeypatch):
     """0/1 feedback: "auto" takes the weight with the least ``1 - nDCG@10`` of the held-out
-    users' query interactions ranked among every item they have no row with; checked user by
+    users' query interactions ranked among every item they have no row with, of 0, 0.1, ...,
+    0.9 (never 1: the network alone must rank a user with no interaction); checked user by
     user against a plain sort."""
     import recmeta._fitting as fitting
 
@@ -310,7 +311,8 @@ def test_implicit_auto_weight_ranks_query_interactions_among_every_item(clicks, 
     monkeypatch.setattr(fitting, "ranking_losses", spy)
     model = MetaRecommender(**FAST).fit(clicks.X, clicks.y)
     np.testing.assert_allclose(model.blend_losses_, seen["out"], rtol=1e-6)
-    assert model.blend_weight_ == GRID[int(np.argmin(seen["out"]))]
+    assert len(seen["out"]) == len(IMPLICIT_GRID) == 10 and IMPLICIT_GRID[-1] == 0.9
+    assert model.blend_weight_ == IMPLICIT_GRID[int(np.argmin(seen["out"]))]
     learner, users, items, episodes, loop, histories = seen["args"]
     # the reference, at two weights, with the tables ``ranking_losses`` saw (the ALS of the
     # training users, calibrated)
