@@ -84,9 +84,10 @@ def test_the_initialisation_term_trains_but_validation_leaves_it_out():
     sampler = EpisodeSampler(max_support=20, query_size=5)
     support, query = sampler.sample(model.histories_, np.arange(40), np.random.default_rng(0))
     loop = model._loop("squared")
-    adapted = float(model.learner_.query_loss(users, items, support, query, loop, "squared"))
-    initial = float(model.learner_.query_loss(users, items, support, query, loop, "squared",
-                                              init_weight=1.0)) - adapted
+    learner = model.learner_
+    adapted = float(learner.query_loss(users, items, support, query, loop, "squared").detach())
+    initial = float(learner.query_loss(users, items, support, query, loop, "squared",
+                                       init_weight=1.0).detach()) - adapted
     assert initial > 0
     seen = {}
     for weight in (0.0, 2.0):
