@@ -14,33 +14,18 @@ least MAE and the least RMSE at each k.
 
 from __future__ import annotations
 
-import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
-from tune_curves import validation_split
+from tune_curves import validation_setup
 
 from recmeta import metrics as M
 from recmeta.evaluate import methods as methods_
-from recmeta.evaluate.runner import load_named
 from recmeta.hybrid import GRID
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="ml-100k", choices=("ml-100k", "ml-1m"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get(
-        "RECMETA_DATA", ROOT.parent / "shared" / "data")))
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    data = load_named(args.data_dir, args.dataset)
-    fit_data, split = validation_split(data, args.seed)
+    args, fit_data, split = validation_setup(__doc__.splitlines()[0])
     method = methods_.build(("metasgd",), fit_data, args.seed)["metasgd"]
     start = time.time()
     method.fit(fit_data)

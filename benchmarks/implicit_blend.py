@@ -13,33 +13,18 @@ chose marked, and the held-out users' ``1 - nDCG@10`` it chose by at each weight
 
 from __future__ import annotations
 
-import argparse
-import os
 import time
-from pathlib import Path
 
 import pandas as pd
-import torch
-from tune_curves import validation_split
+from tune_curves import validation_setup
 
 from recmeta.evaluate import methods
 from recmeta.evaluate.protocols import KS, _top_k
-from recmeta.evaluate.runner import load_named
 from recmeta.hybrid import GRID, IMPLICIT_GRID
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="ml-100k", choices=("ml-100k", "ml-1m"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get(
-        "RECMETA_DATA", ROOT.parent / "shared" / "data")))
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    data = load_named(args.data_dir, args.dataset)
-    fit_data, split = validation_split(data, args.seed)
+    args, fit_data, split = validation_setup(__doc__.splitlines()[0])
     built = methods.build(("metasgd-implicit", "ials"), fit_data, args.seed)
     start = time.perf_counter()
     for method in built.values():

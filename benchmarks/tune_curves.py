@@ -40,6 +40,21 @@ def validation_split(data: RatingData, seed: int) -> tuple[RatingData, NewUsers]
     return inner.subset(split.train), split
 
 
+def validation_setup(description: str) -> tuple[argparse.Namespace, RatingData, NewUsers]:
+    """The command line of a script fitted on one seed's validation split (``--dataset``,
+    ``--seed``, ``--data-dir``; one thread): its arguments, the data to fit on, and the
+    validation new users (:func:`validation_split`)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dataset", default="ml-100k", choices=("ml-100k", "ml-1m"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get(
+        "RECMETA_DATA", ROOT.parent / "shared" / "data")))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    fit_data, split = validation_split(load_named(args.data_dir, args.dataset), args.seed)
+    return args, fit_data, split
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("params", help="MetaRecommender parameters as JSON, for every "
