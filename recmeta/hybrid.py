@@ -39,7 +39,8 @@ GRID = tuple(k / 10 for k in range(11))  # the blend weights "auto" chooses amon
 # For 0/1 feedback "auto" stops short of 1: there the network would have no say on any item
 # the ALS knows, and implicit ALS has no item bias, so a user with no interaction yet would
 # get every known item tied (random order), and a user with a few would lose the network's
-# prior of what people like (on validation new users 0.9 ranked better than 1 at every k).
+# prior of what people like (on ML-100K's validation new users, seeds 0 to 2, 0.9 ranked
+# better than 1 at every k from 0 to 5).
 IMPLICIT_GRID = GRID[:-1]
 MF_FOLDS = 5  # folds of the training users for leak-free item vectors in meta-training
 
