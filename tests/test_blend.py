@@ -295,8 +295,8 @@ def test_implicit_calibration_is_a_logistic_fit_on_held_out_users(clicks, monkey
 def test_implicit_auto_weight_ranks_query_interactions_among_every_item(clicks, monkeypatch):
     """0/1 feedback: "auto" takes the weight with the least ``1 - nDCG@10`` of the held-out
     users' query interactions ranked among every item they have no row with, of 0, 0.1, ...,
-    0.9 (never 1: the network alone must rank a user with no interaction); checked user by
-    user against a plain sort."""
+    0.9 (never 1, where a user with no interaction would get every known item tied);
+    checked user by user against a plain sort."""
     import recmeta._fitting as fitting
 
     seen = {}
