@@ -212,13 +212,13 @@ def ranking_losses(learner: MetaLearner, users: Table, items: Table, episodes: l
                 rows = query.items[b][(query.mask[b] > 0) & (query.target[b] > 0.5)]
                 candidate[b, torch.as_tensor(histories.of(user)[0], device=net.device)] = False
                 relevant[b, rows] = True
-            candidate &= relevant.any(-1, keepdim=True)  # users with an interaction only
-            candidate |= relevant
-            owner, item = torch.nonzero(candidate, as_tuple=True)
-            if not len(owner):
+            has = relevant.any(-1, keepdim=True)  # users with an interaction only
+            candidate = (candidate & has) | relevant
+            n = int(has.sum())
+            if not n:
                 continue
+            owner, item = torch.nonzero(candidate, as_tuple=True)
             owner_np, relevant_np = owner.cpu().numpy(), relevant[owner, item].cpu().numpy()
-            n = len(np.unique(owner_np))
             for k, weight in enumerate(IMPLICIT_GRID):
                 scores = blend.mix(net, als, codes, weight)[owner, item]
                 total[k] += n * ndcg_at_k(owner_np, relevant_np, scores.double().cpu().numpy(),
