@@ -269,7 +269,8 @@ def test_implicit_calibration_is_a_logistic_fit_on_held_out_users(clicks, monkey
         return calibrate(learner, users, items, episodes, loop)
 
     monkeypatch.setattr(fitting, "calibrate_blend", spy)
-    model = MetaRecommender(**FAST).fit(clicks.X, clicks.y)
+    # on the CPU, where the reference below builds its tensors
+    model = MetaRecommender(**FAST, device="cpu").fit(clicks.X, clicks.y)
     slope, intercept = model.learner_.blend.scales[1:].tolist()
     assert slope > 0  # a higher ALS score, likelier an interaction
     # the reference: user by user, from the tables of the training users' ALS
@@ -309,7 +310,8 @@ def test_implicit_auto_weight_ranks_query_interactions_among_every_item(clicks, 
         return out
 
     monkeypatch.setattr(fitting, "ranking_losses", spy)
-    model = MetaRecommender(**FAST).fit(clicks.X, clicks.y)
+    # on the CPU, where the reference below builds its tensors
+    model = MetaRecommender(**FAST, device="cpu").fit(clicks.X, clicks.y)
     np.testing.assert_allclose(model.blend_losses_, seen["out"], rtol=1e-6)
     assert len(seen["out"]) == len(IMPLICIT_GRID) == 10 and IMPLICIT_GRID[-1] == 0.9
     assert model.blend_weight_ == IMPLICIT_GRID[int(np.argmin(seen["out"]))]

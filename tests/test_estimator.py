@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from recmeta import DataError, InvalidParameterError, MetaRecommender, make_synthetic
+from recmeta.blend import ImplicitBlend, MFBlend
 from recmeta.exceptions import NotFittedError
 
 FAST = dict(max_epochs=3, random_state=0, verbose=0, embedding_dim=8, hidden=(16, 16))
@@ -309,12 +310,12 @@ def test_fit_on_cuda_agrees_with_the_cpu_fit(data, adapted, factors):
 @needs_cuda
 @pytest.mark.parametrize("implicit,adapted,factors,blend", [
     (False, "mlp", 0, "auto"), (False, "all", 0, 0.5), (False, "mlp", 4, 0.5),
-    (True, "mlp", 0, "auto")])
+    (True, "mlp", 0, "auto"), (True, "mlp", 0, 0.5)])
 def test_fit_on_cuda_with_defaults_serves_every_path(implicit, adapted, factors, blend):
     """With id dropout (its draws on the GPU), every serving path on the GPU, the item
-    factors and, with ratings, the ALS blend (a fixed weight, so that it surely mixes) on
-    it too; and the same weights served on the CPU (a pickled copy) give the same scores up
-    to rounding."""
+    factors and the ALS blend (of ratings, or the implicit ALS of 0/1 feedback; at a fixed
+    weight too, so that it surely mixes) on it too; and the same weights served on the CPU
+    (a pickled copy) give the same scores up to rounding."""
     import pickle
 
     from recmeta.fastpath import NewUserRecommender
@@ -326,8 +327,8 @@ def test_fit_on_cuda_with_defaults_serves_every_path(implicit, adapted, factors,
     assert model.device_.type == torch.device(GPU).type
     on_device = {t.device.type for t in [*model.learner_.parameters(), *model.learner_.buffers()]}
     assert on_device == {torch.device(GPU).type}
-    assert (model.learner_.blend is None) == implicit
-    if not implicit and blend != "auto":
+    assert isinstance(model.learner_.blend, ImplicitBlend if implicit else MFBlend)
+    if blend != "auto":
         assert model.blend_weight_ == blend and model.learner_.blend.known.any()
     assert model.objective_ == ("binary" if implicit else "squared")
     assert np.isfinite(model.loss_curve_).all() and np.isfinite(model.validation_loss_curve_).all()
