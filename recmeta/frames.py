@@ -193,12 +193,23 @@ def _auto_sides(columns: list, frame: pd.DataFrame, user_col, item_col) -> tuple
         elif _constant_within(frame, user_col, column):
             users.append(column)
         else:
+            when = (f" If it is when each interaction happened, pass time_col={column!r}."
+                    if _looks_like_time(frame[column], column) else "")
             raise DataError(
                 f"Column {column!r} changes within a user and within an item, so it describes "
-                f"neither: recmeta takes user features and item features. Drop it, or name the "
-                f"feature columns with user_features=[...] and item_features=[...]."
+                f"neither: recmeta takes user features and item features.{when} Drop it, or "
+                f"name the feature columns with user_features=[...] and item_features=[...]."
             )
     return users, items
+
+
+TIME_NAMES = ("time", "timestamp", "ts", "date", "datetime", "created_at", "event_time")
+
+
+def _looks_like_time(values: pd.Series, column) -> bool:
+    """A datetime column, or one named like a time (``ts``, ``timestamp``, ...)."""
+    return pd.api.types.is_datetime64_any_dtype(values) \
+        or str(column).lower() in TIME_NAMES
 
 
 def side_table(frame: pd.DataFrame, key, columns: list) -> pd.DataFrame:

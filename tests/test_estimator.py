@@ -183,6 +183,9 @@ def test_item_col_none_makes_every_row_an_item():
     (lambda X, y: (X, y[:-1]), "values but X has"),
     (lambda X, y: (X, None), "y is required"),
     (lambda X, y: (X.assign(noise=np.arange(len(X))), y), "'noise' changes within a user"),
+    (lambda X, y: (X.assign(when=pd.Timestamp("2026-01-01") + pd.to_timedelta(
+        np.arange(len(X)), unit="s")), y), "pass time_col='when'"),
+    (lambda X, y: (X.assign(ts=np.arange(len(X))), y), "pass time_col='ts'"),
 ])
 def test_bad_input_is_named(data, bad, match):
     X, y = bad(data.X, data.y)
