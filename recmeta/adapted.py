@@ -7,7 +7,7 @@ import pandas as pd
 
 from . import columns as C
 from .catalog import EntityTable
-from .episodes import with_negatives
+from .episodes import serving_negatives
 from .exceptions import DataError
 from .frames import (
     ROW_ITEM,
@@ -227,8 +227,7 @@ class Request:
         model = self.model
         if model.objective_ != "binary" or not model.negatives:
             return supports
-        rng = np.random.default_rng(0)
-        return [with_negatives(i, t, i, model.negatives, len(model.items_), rng)
+        return [serving_negatives(i, t, model.negatives, len(model.items_))
                 for i, t in supports]
 
 

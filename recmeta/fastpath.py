@@ -23,7 +23,7 @@ import torch
 from torch.func import functional_call
 
 from .adaptation import InnerLoop, adapt, adapt_one, score
-from .episodes import with_negatives
+from .episodes import serving_negatives
 from .exceptions import DataError
 from .meta import COMPACT, EMBEDDED, rows
 
@@ -102,8 +102,8 @@ class NewUserRecommender:
         seen = pos[known].astype(np.int64)
         target = self.model._scale(np.asarray(ratings, float)[known])
         if self.model.objective_ == "binary":  # as in training: sampled negatives beside
-            seen_items, target = with_negatives(seen, target, seen, self.model.negatives,
-                                                len(self._item_ids), np.random.default_rng(0))
+            seen_items, target = serving_negatives(seen, target, self.model.negatives,
+                                                   len(self._item_ids))
         else:
             seen_items = seen
         scores = self._scores(self._user_rows(user),

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from recmeta import DataError, MetaRecommender, make_synthetic
+from recmeta.episodes import serving_negatives
 from recmeta.fastpath import NewUserRecommender
 
 FAST = dict(max_epochs=2, random_state=0, verbose=0, embedding_dim=8, hidden=(16, 16))
@@ -50,3 +51,40 @@ def test_fast_path_candidates_unknown_items_and_cold_user():
         app.recommend([known[0]], [1, 2])
     with pytest.raises(DataError, match="known to the model"):
         NewUserRecommender(model, candidates=["nope"])
+
+
+def test_implicit_scores_do_not_depend_on_the_users_served_beside():
+    """0/1 feedback: adapting draws a user's negatives from its own history, so the fast
+    path, ``adapt`` of many users, ``predict`` with the rows in another order, and each user
+    adapted alone all give a user the same scores; and another history of the same length
+    draws other negatives (a fixed seed per user would push the same items down for all)."""
+    same = serving_negatives(np.array([3, 7]), np.ones(2), 4, 60)
+    np.testing.assert_array_equal(same[0], serving_negatives(np.array([3, 7]), np.ones(2), 4,
+                                                             60)[0])
+    other = serving_negatives(np.array([3, 8]), np.ones(2), 4, 60)
+    assert set(same[0][2:]) != set(other[0][2:]) and not set(other[0][2:]) & {3, 8}
+    data = make_synthetic(n_users=80, n_items=60, implicit=True, random_state=5)
+    model = MetaRecommender(**FAST).fit(data.X, data.y)
+    known = model.items_.ids.to_numpy()
+    user = {"gender": "F", "age": "25-34", "occupation": "artist"}
+    picks = {f"new{u}": known[np.random.default_rng(u).choice(len(known), 4 + u, False)]
+             for u in range(5)}
+    history = pd.concat([_history(data, items, user).assign(user_id=name)
+                         for name, items in picks.items()], ignore_index=True)
+    ones = np.ones(len(history))
+    together = model.adapt(history, ones).recommend(n=8)
+    rows = data.items.assign(**user).merge(pd.DataFrame({"user_id": list(picks)}), how="cross")
+    rows = rows.sample(frac=1.0, random_state=0).reset_index(drop=True)  # users interleaved
+    scored = model.predict(rows, history, ones)
+    app = NewUserRecommender(model)
+    for name, items in picks.items():
+        mine = history[history.user_id == name]
+        alone = model.adapt(mine, np.ones(len(mine))).recommend(n=8)
+        pd.testing.assert_frame_equal(together[together.user_id == name].reset_index(drop=True),
+                                      alone, rtol=1e-5, atol=1e-6)
+        fast = pd.DataFrame(app.recommend(items, np.ones(len(items)), user, n=8))
+        assert fast.item_id.tolist() == alone.item_id.tolist()
+        np.testing.assert_allclose(fast.score, alone.score, rtol=1e-5, atol=1e-6)
+        of_user = (rows.user_id == name).to_numpy()
+        alone_scores = model.predict(rows[of_user], mine, np.ones(len(mine)))
+        np.testing.assert_allclose(scored[of_user], alone_scores, rtol=1e-5, atol=1e-6)
