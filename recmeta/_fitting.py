@@ -114,7 +114,20 @@ class FitSteps:
     def _objective(self, target: np.ndarray) -> str:
         if self.objective != "auto":
             return self.objective
-        return "binary" if np.isin(target, (0.0, 1.0)).all() else "squared"
+        if np.isin(target, (0.0, 1.0)).all():
+            return "binary"
+        if looks_like_counts(target):
+            values, counts = np.unique(target, return_counts=True)
+            warnings.warn(
+                f"y looks like counts (whole numbers from {values[0]:g} to {values[-1]:g}, "
+                f"most often {values[np.argmax(counts)]:g}): recmeta fits them as ratings, and "
+                f"recommend() then ranks the items by the count it predicts a user would have, "
+                f"not by how likely the user is to interact with them. If y counts "
+                f"interactions (plays, clicks, purchases), fit y = 1 for every row instead "
+                f"(0/1 feedback, with sampled negatives). Pass objective='squared' to keep "
+                f"the counts as ratings without this warning.", UserWarning, stacklevel=4)
+        return "squared"
+
 
     def _mf_width(self, space: FeatureSpace, objective: str) -> int:
         """Columns of each item's matrix-factorisation vector (its factors and its bias), 0
@@ -307,3 +320,12 @@ def resolve_device(device: str) -> torch.device:
         raise P.InvalidParameterError(
             f"device={device!r} but torch sees no GPU here; use device='auto' or 'cpu'.")
     return resolved
+
+
+def looks_like_counts(target: np.ndarray) -> bool:
+    """Whole numbers >= 0 reaching past any rating scale's 10, most often the least value
+    (counts of plays or clicks pile up at the bottom; ratings do not)."""
+    if not len(target) or (target < 0).any() or (target != np.round(target)).any():
+        return False
+    values, counts = np.unique(target, return_counts=True)
+    return values[-1] > 10 and np.argmax(counts) == 0

@@ -70,7 +70,9 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         would. 10 was chosen on validation users carved from MeLU's warm state.
     objective : {"auto", "squared", "binary"}, default="auto"
         Squared error on ratings, or logistic loss on 0/1 feedback with sampled negatives.
-        "auto" picks "binary" when ``y`` holds only 0 and 1.
+        "auto" picks "binary" when ``y`` holds only 0 and 1, and warns when ``y`` looks
+        like counts (whole numbers past 10, most often the least), which it fits as ratings:
+        to rank what a user will interact with, fit ``y = 1`` for every row.
     meta_loss : {"auto", "absolute", "squared"}, default="auto"
         What meta-training scores each user's held-out ratings by, after adapting on the
         rest, and what early stopping watches; the inner steps always descend squared error.

@@ -193,6 +193,18 @@ def test_bad_input_is_named(data, bad, match):
         MetaRecommender(**FAST).fit(X, y)
 
 
+def test_counts_fitted_as_ratings_warn_and_say_what_to_do(data):
+    counts = np.random.default_rng(0).geometric(0.2, len(data.y)).astype(float)
+    assert counts.max() > 10
+    with pytest.warns(UserWarning, match=r"y looks like counts.*fit y = 1 for every row"):
+        model = MetaRecommender(**FAST).fit(data.X, counts)
+    assert model.objective_ == "squared"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        MetaRecommender(**FAST, objective="squared").fit(data.X, counts)  # asked for
+        MetaRecommender(**FAST).fit(data.X, data.y * 2)  # ratings from 2 to 10
+
+
 def test_bad_parameters_are_named(data):
     with pytest.raises(InvalidParameterError, match=r"'method'.*'maml'.*Got 'mamll'"):
         MetaRecommender(method="mamll").fit(data.X, data.y)
