@@ -29,6 +29,7 @@ from .features import FeatureSpace
 from .frames import (
     ITEM_ID_FIELD,
     Schema,
+    check_ids,
     check_target,
     drop_duplicates,
     resolve_schema,
@@ -80,6 +81,7 @@ class FitSteps:
         schema = resolve_schema(frame, self.user_col, self.item_col, self.time_col,
                                 self.user_features, self.item_features, self.use_item_ids,
                                 self.feature_kinds)
+        check_ids(frame, [schema.user_col, schema.item_col])
         frame, target = drop_duplicates(frame, target, schema)
         objective = self._objective(target)
         mean, scale = (float(target.mean()), float(target.std()) or 1.0) \

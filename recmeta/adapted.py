@@ -12,6 +12,7 @@ from .exceptions import DataError
 from .frames import (
     ROW_ITEM,
     check_columns,
+    check_ids,
     check_target,
     drop_duplicates,
     to_frame,
@@ -141,6 +142,8 @@ class Request:
         needed += [s.user_col] if users != "none" else []
         needed += s.user_fields if users == "features" else []
         check_columns(frame, needed, what, hint="It needs the id and feature columns of fit.")
+        check_ids(frame, [s.item_col] * (s.item_col != ROW_ITEM)
+                  + [s.user_col] * (users != "none"), what)
         new = ~frame[s.item_col].isin(self.items.ids)
         if new.any():
             self.items = self.items.extend(EntityTable.from_frame(
@@ -189,7 +192,7 @@ class Request:
 
     def _given(self, history_X, history_y) -> dict:
         frame = self.frame(history_X, "history_X")
-        target = check_target(history_y, len(frame), "history_y")
+        target = check_target(history_y, len(frame), "history_y", "history_X")
         frame, target = drop_duplicates(frame, target, self.schema)
         scaled = self.model._scale(target)
         items = self.items.positions(frame[self.schema.item_col])

@@ -85,8 +85,21 @@ def check_columns(frame: pd.DataFrame, columns: list, what: str = "X", hint: str
         )
 
 
-def check_target(y, n_rows: int, what: str = "y") -> np.ndarray:
-    """``y`` as a finite float vector of ``n_rows`` values, or a clear error."""
+def check_ids(frame: pd.DataFrame, columns: list, what: str = "X") -> None:
+    """Fail clearly if an id column has missing values (they would all read as one user or
+    one item)."""
+    for column in columns:
+        missing = frame[column].isna().to_numpy()
+        if missing.any():
+            raise DataError(
+                f"{what}'s id column {column!r} has {int(missing.sum())} missing value(s), the "
+                f"first at row {int(np.flatnonzero(missing)[0])}: every interaction needs a "
+                f"user id and an item id. Drop those rows or fill in their ids.")
+
+
+def check_target(y, n_rows: int, what: str = "y", rows_of: str = "X") -> np.ndarray:
+    """``y`` as a finite float vector of ``n_rows`` values (the rows of ``rows_of``), or a
+    clear error."""
     if y is None:
         raise DataError(f"{what} is required: pass the ratings (or 0/1 feedback), one per row "
                         f"(the estimator requires y to be passed, but the target y is None).")
@@ -103,7 +116,7 @@ def check_target(y, n_rows: int, what: str = "y") -> np.ndarray:
     if np.iscomplexobj(values):
         raise DataError(f"Complex data not supported: {what} must hold real numbers.")
     if len(values) != n_rows:
-        raise DataError(f"{what} has {len(values)} values but X has {n_rows} rows: "
+        raise DataError(f"{what} has {len(values)} values but {rows_of} has {n_rows} rows: "
                         f"they must match, one rating per interaction.")
     try:
         numbers = pd.to_numeric(pd.Series(values), errors="raise").to_numpy(
@@ -116,7 +129,8 @@ def check_target(y, n_rows: int, what: str = "y") -> np.ndarray:
     if not finite.all():
         where = int(np.flatnonzero(~finite)[0])
         raise DataError(f"{what} has {int((~finite).sum())} NaN or infinite value(s), the "
-                        f"first at row {where}. Drop those rows or fill them before fitting.")
+                        f"first at row {where}. Drop those rows (from {rows_of} too) or fill "
+                        f"them in.")
     return numbers
 
 

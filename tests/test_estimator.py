@@ -122,6 +122,18 @@ def test_adapt_names_a_listed_user_missing_from_the_history(model):
         model.adapt(X, y, users=[X.user_id.iloc[0], 424242])
 
 
+def test_bad_history_is_named_as_the_history(model):
+    X, y = _new_users()
+    with pytest.raises(DataError, match="history_y has 3 values but history_X has"):
+        model.adapt(X, y[:3])
+    with pytest.raises(DataError, match=r"history_y has 1 NaN.*from history_X too"):
+        model.adapt(X, np.where(np.arange(len(y)) == 2, np.nan, y))
+    with pytest.raises(DataError, match="history_X's id column 'user_id' has 1 missing"):
+        model.adapt(X.assign(user_id=X.user_id.where(X.index != 1)), y)
+    with pytest.raises(DataError, match="X's id column 'item_id' has 1 missing"):
+        model.predict(X.assign(item_id=X.item_id.astype(float).where(X.index != 0)))
+
+
 def test_same_seed_same_model_other_seed_other_model(data):
     # on the CPU, as documented: on an H100 two fits of one seed differed by 3e-8 (GPU
     # kernels such as an embedding's backward add in no fixed order)
@@ -181,6 +193,10 @@ def test_item_col_none_makes_every_row_an_item():
     (lambda X, y: (X, np.where(np.arange(len(y)) == 0, np.inf, y)), "NaN or infinite"),
     (lambda X, y: (X, np.array(["good"] * len(y), dtype=object)), "numeric.*'good'"),
     (lambda X, y: (X, y[:-1]), "values but X has"),
+    (lambda X, y: (X.assign(user_id=X.user_id.where(X.index != 5)), y),
+     r"'user_id' has 1 missing value\(s\), the first at row 5"),
+    (lambda X, y: (X.assign(item_id=X.item_id.astype(float).where(X.index % 7 != 0)), y),
+     r"'item_id' has \d+ missing value\(s\), the first at row 0"),
     (lambda X, y: (X, None), "y is required"),
     (lambda X, y: (X.assign(noise=np.arange(len(X))), y), "'noise' changes within a user"),
     (lambda X, y: (X.assign(when=pd.Timestamp("2026-01-01") + pd.to_timedelta(
