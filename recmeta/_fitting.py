@@ -29,10 +29,10 @@ from .features import FeatureSpace
 from .frames import (
     ITEM_ID_FIELD,
     Schema,
-    check_ids,
     check_target,
     drop_duplicates,
     resolve_schema,
+    rows_with_ids,
     to_frame,
     with_row_items,
 )
@@ -78,10 +78,12 @@ class FitSteps:
         columns = list(frame.columns)
         if self.item_col is None:
             frame = with_row_items(frame, 0)
+        keep = rows_with_ids(frame, [self.user_col, self.item_col])
+        if keep is not None:
+            frame, target = frame[keep], target[keep]
         schema = resolve_schema(frame, self.user_col, self.item_col, self.time_col,
                                 self.user_features, self.item_features, self.use_item_ids,
                                 self.feature_kinds)
-        check_ids(frame, [schema.user_col, schema.item_col])
         frame, target = drop_duplicates(frame, target, schema)
         objective = self._objective(target)
         mean, scale = (float(target.mean()), float(target.std()) or 1.0) \

@@ -12,9 +12,9 @@ from .exceptions import DataError
 from .frames import (
     ROW_ITEM,
     check_columns,
-    check_ids,
     check_target,
     drop_duplicates,
+    rows_with_ids,
     to_frame,
     with_row_items,
 )
@@ -142,8 +142,6 @@ class Request:
         needed += [s.user_col] if users != "none" else []
         needed += s.user_fields if users == "features" else []
         check_columns(frame, needed, what, hint="It needs the id and feature columns of fit.")
-        check_ids(frame, [s.item_col] * (s.item_col != ROW_ITEM)
-                  + [s.user_col] * (users != "none"), what)
         new = ~frame[s.item_col].isin(self.items.ids)
         if new.any():
             self.items = self.items.extend(EntityTable.from_frame(
@@ -191,8 +189,12 @@ class Request:
         return model._output(scatter(groups, scores, len(frame)))
 
     def _given(self, history_X, history_y) -> dict:
+        raw = to_frame(history_X, "history_X")
+        target = check_target(history_y, len(raw), "history_y", "history_X")
+        keep = rows_with_ids(raw, [self.schema.user_col, self.schema.item_col], "history_X")
+        if keep is not None:
+            history_X, target = raw[keep], target[keep]
         frame = self.frame(history_X, "history_X")
-        target = check_target(history_y, len(frame), "history_y", "history_X")
         frame, target = drop_duplicates(frame, target, self.schema)
         scaled = self.model._scale(target)
         items = self.items.positions(frame[self.schema.item_col])

@@ -85,16 +85,24 @@ def check_columns(frame: pd.DataFrame, columns: list, what: str = "X", hint: str
         )
 
 
-def check_ids(frame: pd.DataFrame, columns: list, what: str = "X") -> None:
-    """Fail clearly if an id column has missing values (they would all read as one user or
-    one item)."""
+def rows_with_ids(frame: pd.DataFrame, columns: list, what: str = "X") -> np.ndarray | None:
+    """Which rows have every id of ``columns`` (those of them that ``frame`` has), or None
+    when all do. Rows without a user or item id would all read as one user or one item:
+    they are left out, with a warning; if no row is left, a clear error."""
+    missing = np.zeros(len(frame), dtype=bool)
     for column in columns:
-        missing = frame[column].isna().to_numpy()
-        if missing.any():
-            raise DataError(
-                f"{what}'s id column {column!r} has {int(missing.sum())} missing value(s), the "
-                f"first at row {int(np.flatnonzero(missing)[0])}: every interaction needs a "
-                f"user id and an item id. Drop those rows or fill in their ids.")
+        if column in frame.columns:
+            missing |= frame[column].isna().to_numpy()
+    if not missing.any():
+        return None
+    named = ", ".join(repr(c) for c in columns if c in frame.columns)
+    if missing.all():
+        raise DataError(f"Every row of {what} lacks an id ({named}): each interaction needs "
+                        f"a user id and an item id. Fill them in.")
+    warnings.warn(f"{int(missing.sum())} row(s) of {what} have no id in {named} (the first "
+                  f"at row {int(np.flatnonzero(missing)[0])}): they are left out. Drop them or "
+                  f"fill in their ids to silence this.", UserWarning, stacklevel=4)
+    return ~missing
 
 
 def check_target(y, n_rows: int, what: str = "y", rows_of: str = "X") -> np.ndarray:

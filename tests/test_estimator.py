@@ -128,10 +128,26 @@ def test_bad_history_is_named_as_the_history(model):
         model.adapt(X, y[:3])
     with pytest.raises(DataError, match=r"history_y has 1 NaN.*from history_X too"):
         model.adapt(X, np.where(np.arange(len(y)) == 2, np.nan, y))
-    with pytest.raises(DataError, match="history_X's id column 'user_id' has 1 missing"):
-        model.adapt(X.assign(user_id=X.user_id.where(X.index != 1)), y)
-    with pytest.raises(DataError, match="X's id column 'item_id' has 1 missing"):
-        model.predict(X.assign(item_id=X.item_id.astype(float).where(X.index != 0)))
+    # a row without a user id is left out, with a warning, not read as a user "nan"
+    lost = X.assign(user_id=X.user_id.where(X.index != 1))
+    with pytest.warns(UserWarning, match=r"1 row\(s\) of history_X have no id.*row 1"):
+        adapted = model.adapt(lost, y)
+    assert set(adapted.recommend(n=1).user_id) == set(X.user_id)
+    np.testing.assert_allclose(
+        adapted.predict(X.iloc[[0, 5]]),
+        model.adapt(X.drop(index=1), np.delete(y, 1)).predict(X.iloc[[0, 5]]), rtol=1e-6)
+
+
+def test_rows_without_ids_are_left_out_of_fit_with_a_warning(data):
+    X = data.X.assign(user_id=data.X.user_id.where(data.X.index != 5),
+                      item_id=data.X.item_id.astype(float).where(data.X.index % 50 != 7))
+    with pytest.warns(UserWarning, match=r"\d+ row\(s\) of X have no id in 'user_id', "
+                                         r"'item_id' \(the first at row 5\)"):
+        model = MetaRecommender(**FAST).fit(X, data.y)
+    kept = X.user_id.notna() & X.item_id.notna()
+    assert len(model.users_.ids) == data.X.user_id.nunique()
+    assert not model.users_.ids.isna().any() and not model.items_.ids.isna().any()
+    assert model.histories_.lengths().sum() == kept.sum()
 
 
 def test_same_seed_same_model_other_seed_other_model(data):
@@ -193,10 +209,7 @@ def test_item_col_none_makes_every_row_an_item():
     (lambda X, y: (X, np.where(np.arange(len(y)) == 0, np.inf, y)), "NaN or infinite"),
     (lambda X, y: (X, np.array(["good"] * len(y), dtype=object)), "numeric.*'good'"),
     (lambda X, y: (X, y[:-1]), "values but X has"),
-    (lambda X, y: (X.assign(user_id=X.user_id.where(X.index != 5)), y),
-     r"'user_id' has 1 missing value\(s\), the first at row 5"),
-    (lambda X, y: (X.assign(item_id=X.item_id.astype(float).where(X.index % 7 != 0)), y),
-     r"'item_id' has \d+ missing value\(s\), the first at row 0"),
+    (lambda X, y: (X.assign(user_id=None), y), r"Every row of X lacks an id \('user_id'"),
     (lambda X, y: (X, None), "y is required"),
     (lambda X, y: (X.assign(noise=np.arange(len(X))), y), "'noise' changes within a user"),
     (lambda X, y: (X.assign(when=pd.Timestamp("2026-01-01") + pd.to_timedelta(
