@@ -135,11 +135,11 @@ class EpisodeSampler:
 def serving_negatives(items: np.ndarray, target: np.ndarray, negatives: int,
                       n_items: int) -> tuple[np.ndarray, np.ndarray]:
     """A history's rows with its sampled negatives, as adapting a user to serve it draws
-    them: from a generator seeded by the history itself (its items and which are 1), so a
-    user's scores do not depend on the users adapted beside it (the nightly job's batches,
-    ``adapt``, ``predict`` and the fast path agree), and users with other histories get other
-    negatives."""
-    entropy = np.asarray(items, np.uint64) * 2 + (np.asarray(target) > 0.5)
+    them: from a generator seeded by the history itself (which items, and which of them are
+    1; not their order), so a user's scores depend neither on the users adapted beside it
+    nor on the order its history comes in (the nightly job's batches, ``adapt``, ``predict``
+    and the fast path agree), and users with other histories get other negatives."""
+    entropy = np.sort(np.asarray(items, np.uint64) * 2 + (np.asarray(target) > 0.5))
     rng = np.random.default_rng(np.concatenate([[len(entropy)], entropy]).astype(np.uint64))
     return with_negatives(items, target, items, negatives, n_items, rng)
 

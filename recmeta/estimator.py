@@ -102,7 +102,10 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         mean of three seeds); on MeLU's validation users it lowered nDCG@3 by 0.004 and
         0.010 in two seeds, so it is off by default (the README gives the figures).
     negatives : int, default=4
-        Random unseen items per positive, with target 0, for the binary objective.
+        Random unseen items per positive, with target 0, for the binary objective: in
+        meta-training, and when a user is adapted to serve it, where they are drawn from a
+        generator seeded by the user's own history (the same history, the same scores,
+        whatever users are served beside it).
     embedding_dim : int, default=32
     hidden : tuple of int, default=(64, 64)
     factors : int, default=0

@@ -56,7 +56,8 @@ def test_fast_path_candidates_unknown_items_and_cold_user():
 def test_implicit_scores_do_not_depend_on_the_users_served_beside():
     """0/1 feedback: adapting draws a user's negatives from its own history, so the fast
     path, ``adapt`` of many users, ``predict`` with the rows in another order, and each user
-    adapted alone all give a user the same scores; and another history of the same length
+    adapted alone all give a user the same scores, in whatever order its history comes; and
+    another history of the same length
     draws other negatives (a fixed seed per user would push the same items down for all)."""
     same = serving_negatives(np.array([3, 7]), np.ones(2), 4, 60)
     np.testing.assert_array_equal(same[0], serving_negatives(np.array([3, 7]), np.ones(2), 4,
@@ -82,9 +83,10 @@ def test_implicit_scores_do_not_depend_on_the_users_served_beside():
         alone = model.adapt(mine, np.ones(len(mine))).recommend(n=8)
         pd.testing.assert_frame_equal(together[together.user_id == name].reset_index(drop=True),
                                       alone, rtol=1e-5, atol=1e-6)
-        fast = pd.DataFrame(app.recommend(items, np.ones(len(items)), user, n=8))
-        assert fast.item_id.tolist() == alone.item_id.tolist()
-        np.testing.assert_allclose(fast.score, alone.score, rtol=1e-5, atol=1e-6)
+        for given in (items, items[::-1]):  # in any order
+            fast = pd.DataFrame(app.recommend(given, np.ones(len(given)), user, n=8))
+            assert fast.item_id.tolist() == alone.item_id.tolist()
+            np.testing.assert_allclose(fast.score, alone.score, rtol=1e-5, atol=1e-6)
         of_user = (rows.user_id == name).to_numpy()
         alone_scores = model.predict(rows[of_user], mine, np.ones(len(mine)))
         np.testing.assert_allclose(scored[of_user], alone_scores, rtol=1e-5, atol=1e-6)
