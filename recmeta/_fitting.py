@@ -25,6 +25,7 @@ from .baselines import BiasedMF
 from .blend import ImplicitBlend, MFBlend
 from .catalog import EntityTable, raw_side
 from .episodes import EpisodeSampler, Histories
+from .exceptions import DataError
 from .features import FeatureSpace
 from .frames import (
     ITEM_ID_FIELD,
@@ -116,6 +117,13 @@ class FitSteps:
         return scores * self.target_scale_ + self.target_mean_
 
     def _objective(self, target: np.ndarray) -> str:
+        if self.objective == "binary" and not np.isin(target, (0.0, 1.0)).all():
+            other = np.unique(target[~np.isin(target, (0.0, 1.0))])
+            raise DataError(
+                f"objective='binary' needs y of 0 and 1 (1: the user interacted with the "
+                f"item); y also holds {', '.join(f'{v:g}' for v in other[:5])}"
+                f"{', ...' if len(other) > 5 else ''}. Map it to 0/1, e.g. (y > 0), or fit "
+                f"ratings with objective='auto'.")
         if self.objective != "auto":
             return self.objective
         if np.isin(target, (0.0, 1.0)).all():

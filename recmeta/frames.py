@@ -39,7 +39,7 @@ class Schema:
 
 def to_frame(X, what: str = "X") -> pd.DataFrame:
     """A DataFrame view of ``X`` (arrays get integer column labels ``0..p-1``)."""
-    if hasattr(X, "tocsr") or hasattr(X, "sparse"):
+    if hasattr(X, "tocsr") or (hasattr(X, "sparse") and not isinstance(X, pd.DataFrame)):
         raise DataError(f"Sparse input is not supported: {what} must be a dense DataFrame with "
                         f"a row per interaction. Convert it with .toarray() or build a frame.")
     if isinstance(X, pd.DataFrame):

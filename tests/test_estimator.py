@@ -210,6 +210,7 @@ def test_item_col_none_makes_every_row_an_item():
     (lambda X, y: (X, np.array(["good"] * len(y), dtype=object)), "numeric.*'good'"),
     (lambda X, y: (X, y[:-1]), "values but X has"),
     (lambda X, y: (X.assign(user_id=None), y), r"Every row of X lacks an id \('user_id'"),
+    (lambda X, y: (pd.DataFrame(), y[:0]), "X is empty"),
     (lambda X, y: (X, None), "y is required"),
     (lambda X, y: (X.assign(noise=np.arange(len(X))), y), "'noise' changes within a user"),
     (lambda X, y: (X.assign(when=pd.Timestamp("2026-01-01") + pd.to_timedelta(
@@ -220,6 +221,12 @@ def test_bad_input_is_named(data, bad, match):
     X, y = bad(data.X, data.y)
     with pytest.raises(DataError, match=match):
         MetaRecommender(**FAST).fit(X, y)
+
+
+def test_binary_objective_names_values_other_than_0_and_1(data):
+    with pytest.raises(DataError, match=r"objective='binary' needs y of 0 and 1.*also holds 2, "
+                                        r"3, 4, 5\. Map it"):
+        MetaRecommender(**FAST, objective="binary").fit(data.X, data.y)
 
 
 def test_counts_fitted_as_ratings_warn_and_say_what_to_do(data):
