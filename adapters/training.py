@@ -61,7 +61,9 @@ def frame_from_file(path, mapping: dict[str, str | None]) -> tuple[pd.DataFrame,
     if missing:
         raise DataError(f"{str(path)!r} has no column {', '.join(map(repr, missing))}. Its "
                         f"columns are: {', '.join(map(repr, frame.columns))}. Map them with "
-                        f"--user-col, --item-col, --rating-col and --time-col.")
+                        f"--user-col, --item-col, --rating-col and --time-col (--time-col '' "
+                        f"when there is no time column, --rating-col '' for implicit "
+                        f"feedback).")
     frame = frame.rename(columns=rename)
     if C.RATING not in frame.columns:
         frame[C.RATING] = 1.0

@@ -59,6 +59,11 @@ def test_train_from_a_file(tmp_path, sql_data):
     assert stdout_json(result)["model_id"] is None
     assert MetaRecommender.load(tmp_path / "m").schema_.item_fields == ["genres", "decade",
                                                                          "length"]
+    # a file without the default time column: the error says how to do without one
+    result = invoke("train", "--file", path, "--user-col", "uid", "--rating-col", "stars",
+                    "--out", tmp_path / "m2", ok=False)
+    assert result.exit_code == 2 and "no column 'timestamp'" in result.output
+    assert "--time-col '' when there is no time column" in result.output
 
 
 @pytest.mark.parametrize("args, message", [
