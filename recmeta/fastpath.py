@@ -17,6 +17,8 @@ pandas on the request path.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
@@ -61,6 +63,17 @@ class NewUserRecommender:
         self._all_items = self.learner.serving_items(self._items)
         self._cand_items = _take(self._all_items, self._candidates)
 
+    def _warn_unknown(self, items) -> None:
+        """None of a user's items is known: say so, and name a type mismatch (ids of a JSON
+        request as strings against a model of integer ids, say)."""
+        given, known = pd.Index(items), self._positions.index
+        hint = ""
+        if given.inferred_type != known.inferred_type:
+            hint = (f" Its ids are {given.inferred_type} (e.g. {given[0]!r}) but the model's "
+                    f"are {known.inferred_type} (e.g. {known[0]!r}): convert them.")
+        warnings.warn(f"None of the user's {len(given)} item(s) is known to the model, so it "
+                      f"is served as a user with no history.{hint}", UserWarning, stacklevel=3)
+
     def _user_rows(self, user: dict | None) -> dict:
         space, model = self.model.feature_space_, self.model
         frame = pd.DataFrame({f.name: [(user or {}).get(_column(model, f.name))]
@@ -96,6 +109,8 @@ class NewUserRecommender:
             raise DataError(f"items and ratings must have the same length; got {len(items)} "
                             f"and {len(ratings)}.")
         pos = self._positions.reindex(pd.Index(items)).to_numpy()
+        if len(pos) and np.isnan(pos).all():
+            self._warn_unknown(items)
         # unknown ids are ignored; an item given twice counts once, with its last rating
         # (as ``adapt`` and ``predict`` read a history)
         known = ~np.isnan(pos) & ~pd.Series(pos).duplicated(keep="last").to_numpy()

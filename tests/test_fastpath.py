@@ -47,6 +47,11 @@ def test_fast_path_candidates_unknown_items_and_cold_user():
     assert {row["item_id"] for row in top} == set(known[1:5])
     cold = NewUserRecommender(model).recommend([], [], None, n=3)
     assert len(cold) == 3
+    # every id unknown, as strings against a model of integer ids: served cold, with a warning
+    with pytest.warns(UserWarning, match=r"None of the user's 2 item\(s\).*ids are string "
+                                         r"\(e\.g\. '1'\) but the model's are integer"):
+        as_text = NewUserRecommender(model).recommend(["1", "2"], [5, 4], None, n=3)
+    assert as_text == cold
     with pytest.raises(DataError, match="same length"):
         app.recommend([known[0]], [1, 2])
     with pytest.raises(DataError, match="known to the model"):
