@@ -140,7 +140,6 @@ class FitSteps:
                 f"the counts as ratings without this warning.", UserWarning, stacklevel=4)
         return "squared"
 
-
     def _mf_width(self, space: FeatureSpace, objective: str) -> int:
         """Columns of each item's matrix-factorisation vector (its factors and its bias), 0
         for none. 0/1 feedback (all ones) has no ratings to factorise."""

@@ -62,8 +62,8 @@ def test_implicit_scores_do_not_depend_on_the_users_served_beside():
     """0/1 feedback: adapting draws a user's negatives from its own history, so the fast
     path, ``adapt`` of many users, ``predict`` with the rows in another order, and each user
     adapted alone all give a user the same scores, in whatever order its history comes; and
-    another history of the same length
-    draws other negatives (a fixed seed per user would push the same items down for all)."""
+    another history of the same length draws other negatives (a fixed seed per user would
+    push the same items down for all)."""
     same = serving_negatives(np.array([3, 7]), np.ones(2), 4, 60)
     np.testing.assert_array_equal(same[0], serving_negatives(np.array([3, 7]), np.ones(2), 4,
                                                              60)[0])
