@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -223,13 +221,6 @@ class Request:
         ids = pd.Index(pd.unique(np.asarray(
             list(model.users_.ids) if users is None else list(users), dtype=object)))
         known = model.users_.positions(ids)
-        if history_X is None and len(ids) and (known < 0).all() \
-                and ids.inferred_type != model.users_.ids.inferred_type:
-            warnings.warn(
-                f"None of the {len(ids)} user id(s) is known to the model, so they are served "
-                f"as users with no history. Their ids are {ids.inferred_type} (e.g. "
-                f"{ids[0]!r}) but the model's are {model.users_.ids.inferred_type} (e.g. "
-                f"{model.users_.ids[0]!r}): convert them.", UserWarning, stacklevel=4)
         stub = pd.DataFrame({s.user_col: ids, **{c: [None] * len(ids) for c in s.user_fields}})
         table = EntityTable.from_frame(stub, s.user_col, s.user_fields, model.feature_space_,
                                        "user")
