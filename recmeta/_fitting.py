@@ -32,8 +32,8 @@ from .frames import (
     Schema,
     check_target,
     drop_duplicates,
+    drop_rows_without_ids,
     resolve_schema,
-    rows_with_ids,
     to_frame,
     with_row_items,
 )
@@ -79,9 +79,7 @@ class FitSteps:
         columns = list(frame.columns)
         if self.item_col is None:
             frame = with_row_items(frame, 0)
-        keep = rows_with_ids(frame, [self.user_col, self.item_col])
-        if keep is not None:
-            frame, target = frame[keep], target[keep]
+        frame, target = drop_rows_without_ids(frame, target, [self.user_col, self.item_col])
         schema = resolve_schema(frame, self.user_col, self.item_col, self.time_col,
                                 self.user_features, self.item_features, self.use_item_ids,
                                 self.feature_kinds)
@@ -117,8 +115,9 @@ class FitSteps:
         return scores * self.target_scale_ + self.target_mean_
 
     def _objective(self, target: np.ndarray) -> str:
-        if self.objective == "binary" and not np.isin(target, (0.0, 1.0)).all():
-            other = np.unique(target[~np.isin(target, (0.0, 1.0))])
+        binary = np.isin(target, (0.0, 1.0))
+        if self.objective == "binary" and not binary.all():
+            other = np.unique(target[~binary])
             raise DataError(
                 f"objective='binary' needs y of 0 and 1 (1: the user interacted with the "
                 f"item); y also holds {', '.join(f'{v:g}' for v in other[:5])}"
@@ -126,10 +125,11 @@ class FitSteps:
                 f"ratings with objective='auto'.")
         if self.objective != "auto":
             return self.objective
-        if np.isin(target, (0.0, 1.0)).all():
+        if binary.all():
             return "binary"
-        if looks_like_counts(target):
-            values, counts = np.unique(target, return_counts=True)
+        counted = count_like(target)
+        if counted is not None:
+            values, counts = counted
             warnings.warn(
                 f"y looks like counts (whole numbers from {values[0]:g} to {values[-1]:g}, "
                 f"most often {values[np.argmax(counts)]:g}): recmeta fits them as ratings, and "
@@ -333,10 +333,11 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
-def looks_like_counts(target: np.ndarray) -> bool:
-    """Whole numbers >= 0 reaching past any rating scale's 10, most often the least value
-    (counts of plays or clicks pile up at the bottom; ratings do not)."""
+def count_like(target: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct values of ``target`` and how often each comes, if they look like counts:
+    whole numbers >= 0 reaching past any rating scale's 10, most often the least value
+    (counts of plays or clicks pile up at the bottom; ratings do not); else None."""
     if not len(target) or (target < 0).any() or (target != np.round(target)).any():
-        return False
+        return None
     values, counts = np.unique(target, return_counts=True)
-    return values[-1] > 10 and np.argmax(counts) == 0
+    return (values, counts) if values[-1] > 10 and np.argmax(counts) == 0 else None

@@ -14,7 +14,7 @@ from .frames import (
     check_columns,
     check_target,
     drop_duplicates,
-    rows_with_ids,
+    drop_rows_without_ids,
     to_frame,
     with_row_items,
 )
@@ -191,10 +191,9 @@ class Request:
     def _given(self, history_X, history_y) -> dict:
         raw = to_frame(history_X, "history_X")
         target = check_target(history_y, len(raw), "history_y", "history_X")
-        keep = rows_with_ids(raw, [self.schema.user_col, self.schema.item_col], "history_X")
-        if keep is not None:
-            history_X, target = raw[keep], target[keep]
-        frame = self.frame(history_X, "history_X")
+        kept, target = drop_rows_without_ids(raw, target, [self.schema.user_col,
+                                                           self.schema.item_col], "history_X")
+        frame = self.frame(history_X if kept is raw else kept, "history_X")
         frame, target = drop_duplicates(frame, target, self.schema)
         scaled = self.model._scale(target)
         items = self.items.positions(frame[self.schema.item_col])

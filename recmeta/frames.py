@@ -85,16 +85,17 @@ def check_columns(frame: pd.DataFrame, columns: list, what: str = "X", hint: str
         )
 
 
-def rows_with_ids(frame: pd.DataFrame, columns: list, what: str = "X") -> np.ndarray | None:
-    """Which rows have every id of ``columns`` (those of them that ``frame`` has), or None
-    when all do. Rows without a user or item id would all read as one user or one item:
-    they are left out, with a warning; if no row is left, a clear error."""
+def drop_rows_without_ids(frame: pd.DataFrame, target: np.ndarray, columns: list,
+                          what: str = "X") -> tuple[pd.DataFrame, np.ndarray]:
+    """``frame`` and ``target`` without the rows that lack an id of ``columns`` (those of
+    them that ``frame`` has): such rows would all read as one user or one item. They are
+    left out with a warning; if no row is left, a clear error."""
     missing = np.zeros(len(frame), dtype=bool)
     for column in columns:
         if column in frame.columns:
             missing |= frame[column].isna().to_numpy()
     if not missing.any():
-        return None
+        return frame, target
     named = ", ".join(repr(c) for c in columns if c in frame.columns)
     if missing.all():
         raise DataError(f"Every row of {what} lacks an id ({named}): each interaction needs "
@@ -102,7 +103,7 @@ def rows_with_ids(frame: pd.DataFrame, columns: list, what: str = "X") -> np.nda
     warnings.warn(f"{int(missing.sum())} row(s) of {what} have no id in {named} (the first "
                   f"at row {int(np.flatnonzero(missing)[0])}): they are left out. Drop them or "
                   f"fill in their ids to silence this.", UserWarning, stacklevel=4)
-    return ~missing
+    return frame[~missing], target[~missing]
 
 
 def check_target(y, n_rows: int, what: str = "y", rows_of: str = "X") -> np.ndarray:
