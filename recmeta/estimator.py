@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -16,6 +17,7 @@ from . import _params as P
 from ._fitting import FitSteps, resolve_device
 from .adaptation import META_LOSSES
 from .adapted import AdaptedUsers, Request
+from .frames import id_type_hint
 from .meta import ADAPT, METHODS
 
 
@@ -367,7 +369,21 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         if users is None:
             users = list(self.users_.ids)
+        else:
+            self._warn_if_no_user_known(users)
         return self.adapt(users=users).recommend(n, candidates, exclude_seen)
+
+    def _warn_if_no_user_known(self, users) -> None:
+        """Users by id that the model does not know are new users, served the cold-start
+        list; when none is known and the ids are of another type than the model's, that is
+        almost surely a conversion the caller missed, so say so. (Here, not in ``adapt``:
+        the nightly job scores users without history through ``adapt`` and counts them.)"""
+        given = pd.Index(pd.unique(np.asarray(list(users), dtype=object)))
+        hint = id_type_hint(given, self.users_.ids)
+        if hint and (self.users_.positions(given) < 0).all():
+            warnings.warn(f"None of the {len(given)} user id(s) is known to the model, so they "
+                          f"are served as users with no history.{hint}", UserWarning,
+                          stacklevel=3)
 
     # ---------------------------------------------------------- persistence
     def save(self, path) -> None:

@@ -27,6 +27,7 @@ from torch.func import functional_call
 from .adaptation import InnerLoop, adapt, adapt_one, score
 from .episodes import serving_negatives
 from .exceptions import DataError
+from .frames import id_type_hint
 from .meta import COMPACT, EMBEDDED, rows
 
 __all__ = ["NewUserRecommender"]
@@ -64,13 +65,9 @@ class NewUserRecommender:
         self._cand_items = _take(self._all_items, self._candidates)
 
     def _warn_unknown(self, items) -> None:
-        """None of a user's items is known: say so, and name a type mismatch (ids of a JSON
-        request as strings against a model of integer ids, say)."""
-        given, known = pd.Index(items), self._positions.index
-        hint = ""
-        if given.inferred_type != known.inferred_type:
-            hint = (f" Its ids are {given.inferred_type} (e.g. {given[0]!r}) but the model's "
-                    f"are {known.inferred_type} (e.g. {known[0]!r}): convert them.")
+        """None of a user's items is known: say so, and name a type mismatch."""
+        given = pd.Index(items)
+        hint = id_type_hint(given, self._positions.index)
         warnings.warn(f"None of the user's {len(given)} item(s) is known to the model, so it "
                       f"is served as a user with no history.{hint}", UserWarning, stacklevel=3)
 

@@ -106,6 +106,15 @@ def drop_rows_without_ids(frame: pd.DataFrame, target: np.ndarray, columns: list
     return frame[~missing], target[~missing]
 
 
+def id_type_hint(given: pd.Index, known: pd.Index) -> str:
+    """A sentence naming a type mismatch between ids given and the model's (ids of a JSON
+    request as strings against a model of integer ids, say); empty when the types agree."""
+    if not len(given) or not len(known) or given.inferred_type == known.inferred_type:
+        return ""
+    return (f" Their ids are {given.inferred_type} (e.g. {given[0]!r}) but the model's are "
+            f"{known.inferred_type} (e.g. {known[0]!r}): convert them.")
+
+
 def check_target(y, n_rows: int, what: str = "y", rows_of: str = "X") -> np.ndarray:
     """``y`` as a finite float vector of ``n_rows`` values (the rows of ``rows_of``), or a
     clear error."""

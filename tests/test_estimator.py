@@ -116,6 +116,17 @@ def test_recommend_candidates_ids_and_new_items(model, data):
         model.recommend(users=[0], candidates=["nope"])
 
 
+def test_user_ids_of_another_type_warn(model):
+    with pytest.warns(UserWarning, match=r"None of the 2 user id\(s\).*ids are string \(e\.g\. "
+                                         r"'0'\) but the model's are integer"):
+        as_text = model.recommend(users=["0", "1"], n=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # unknown ids of the model's own type: new users, silent
+        cold = model.recommend(users=[10**9, 10**9 + 1], n=3)
+        model.adapt(users=["0"])  # the nightly job's path: it counts cold users itself
+    np.testing.assert_allclose(as_text.score, cold.score)
+
+
 def test_adapt_names_a_listed_user_missing_from_the_history(model):
     X, y = _new_users()
     with pytest.raises(DataError, match="User 424242 has no rows in history_X"):
