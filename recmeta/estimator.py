@@ -82,7 +82,7 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         the median of what a user would rate an item rather than the mean, which lowers MAE
         and raises RMSE; "squared" trains for RMSE. "auto" is "absolute" for ratings: on
         validation users carved from MeLU's warm state (``benchmarks/tune_validation.py``;
-        the README gives the figures) it gave a lower MAE than "squared" in both seeds
+        docs/evaluation.md gives the figures) it gave a lower MAE than "squared" in both seeds
         tried, and a higher RMSE. With 0/1 feedback meta-training uses the logistic loss
         and only "auto" is accepted.
     rank_weight : float, default=0.0
@@ -102,7 +102,7 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         meta-learning methods only. On validation new users (``benchmarks/tune_curves.py``),
         0.3 lowered MAE at 0 to 3 ratings on ML-100K and ML-1M (on ML-100K up to 20, in the
         mean of three seeds); on MeLU's validation users it lowered nDCG@3 by 0.004 and
-        0.010 in two seeds, so it is off by default (the README gives the figures).
+        0.010 in two seeds, so it is off by default (docs/evaluation.md gives the figures).
     negatives : int, default=4
         Random unseen items per positive, with target 0, for the binary objective: in
         meta-training, and when a user is adapted to serve it, where they are drawn from a
