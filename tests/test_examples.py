@@ -6,7 +6,8 @@ import pathlib
 import numpy as np
 import torch
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 
 
 def _load(name):
@@ -36,3 +37,21 @@ def test_cold_start_example(capsys):
     scores = [row["score"] for row in top]
     assert np.all(np.diff(scores) <= 0)
     assert "answered in" in capsys.readouterr().out
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    """The README's first Python block, as a new user would paste it (one epoch, for time)."""
+    text = (ROOT / "README.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "MetaRecommender(random_state=0)" in code
+    code = code.replace("MetaRecommender(random_state=0)",
+                        "MetaRecommender(random_state=0, max_epochs=1)")
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    adapted, history_X = scope["adapted"], scope["history_X"]
+    assert set(adapted.recommend(n=10).user_id) == set(history_X.user_id)
+    np.testing.assert_allclose(scope["model"].predict(history_X.head(), history_X,
+                                                      scope["history_y"]),
+                               adapted.predict(history_X.head()), rtol=1e-5, atol=1e-6)
+    assert (tmp_path / "model").is_dir()
