@@ -333,17 +333,18 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
             Interactions to adapt on (user, item and feature columns as in ``fit``). When
             None, the histories remembered from ``fit`` are used.
         history_y : array-like of shape (len(history_X),), default=None
-        users : list of ids or DataFrame, default=None
-            Which users to adapt (a frame also gives new users' features). With a history,
-            each must have rows in it. Without, users unknown to ``fit`` fall back to the
-            meta-learned initialisation on their features.
+        users : id, list of ids or DataFrame, default=None
+            Which users to adapt: one id (a string included) is one user; a frame also
+            gives new users' features. With a history, each must have rows in it. Without,
+            users unknown to ``fit`` fall back to the meta-learned initialisation on their
+            features.
 
         Returns
         -------
         AdaptedUsers
         """
         check_is_fitted(self)
-        return Request(self).adapted(history_X, history_y, users)
+        return Request(self).adapted(history_X, history_y, _as_list(users))
 
     def predict(self, X, history_X=None, history_y=None) -> np.ndarray:
         """Adapt each user of ``X`` on its history and score the rows of ``X``.
@@ -362,7 +363,8 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
 
     def recommend(self, users=None, n: int = 10, candidates=None,
                   exclude_seen: bool = True) -> pd.DataFrame:
-        """Top-``n`` items for users remembered from ``fit`` (all of them by default).
+        """Top-``n`` items for users remembered from ``fit`` (all of them by default; one id
+        is one user).
 
         See :meth:`AdaptedUsers.recommend`; for new users, call :meth:`adapt` first.
         """
@@ -370,6 +372,7 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         if users is None:
             users = list(self.users_.ids)
         else:
+            users = _as_list(users)
             self._warn_if_no_user_known(users)
         return self.adapt(users=users).recommend(n, candidates, exclude_seen)
 
@@ -412,3 +415,11 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True  # a missing feature value maps to "unknown"
         return tags
+
+
+def _as_list(users):
+    """One user id (a string, a number) as a list of one; a list, array or frame as given.
+    Without this, ``users="42"`` would read as the users "4" and "2"."""
+    if users is None or isinstance(users, pd.DataFrame) or pd.api.types.is_list_like(users):
+        return users
+    return [users]

@@ -116,6 +116,19 @@ def test_recommend_candidates_ids_and_new_items(model, data):
         model.recommend(users=[0], candidates=["nope"])
 
 
+def test_one_user_id_is_one_user(model):
+    one = model.recommend(users=0, n=3)
+    assert list(one.user_id.unique()) == [0]
+    pd.testing.assert_frame_equal(one, model.recommend(users=[0], n=3))
+    # a string id is one user too, not its characters ("12" is not the users "1" and "2")
+    text = MetaRecommender(max_epochs=1, random_state=0).fit(
+        pd.DataFrame({"user_id": ["12"] * 4 + ["1"] * 3 + ["2"] * 3,
+                      "item_id": [0, 1, 2, 3, 0, 1, 2, 1, 2, 3]}),
+        np.array([5, 4, 3, 2, 1, 2, 3, 4, 5, 4.0]))
+    assert set(text.recommend(users="12", n=5, exclude_seen=False).user_id) == {"12"}
+    assert set(text.adapt(users="12").recommend(n=2, exclude_seen=False).user_id) == {"12"}
+
+
 def test_user_ids_of_another_type_warn(model):
     with pytest.warns(UserWarning, match=r"None of the 2 user id\(s\).*ids are string \(e\.g\. "
                                          r"'0'\) but the model's are integer"):
