@@ -11,10 +11,12 @@ from .episodes import serving_negatives
 from .exceptions import DataError
 from .frames import (
     ROW_ITEM,
+    as_id_list,
     check_columns,
     check_target,
     drop_duplicates,
     drop_rows_without_ids,
+    id_type_hint,
     to_frame,
     with_row_items,
 )
@@ -105,11 +107,13 @@ class AdaptedUsers:
             frame = request.frame(candidates, "candidates", users="none")
             ids = frame[request.schema.item_col].drop_duplicates()
             return request.items, request.items.positions(ids)
-        ids = pd.Index(pd.unique(np.asarray(list(candidates), dtype=object)))
+        ids = pd.Index(pd.unique(np.asarray(list(as_id_list(candidates)), dtype=object)))
         pos = self._items.positions(ids)
         if (pos < 0).any():
+            hint = id_type_hint(ids, self._items.ids) if (pos < 0).all() else ""
             raise DataError(f"Candidate item {ids[pos < 0][0]!r} is unknown to the model. Pass "
-                            f"new items as a DataFrame with their features instead of ids.")
+                            f"new items as a DataFrame with their features instead of ids."
+                            f"{hint}")
         return self._items, pos
 
     def _table(self, entities: EntityTable):

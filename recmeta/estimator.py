@@ -17,7 +17,7 @@ from . import _params as P
 from ._fitting import FitSteps, resolve_device
 from .adaptation import META_LOSSES
 from .adapted import AdaptedUsers, Request
-from .frames import id_type_hint
+from .frames import as_id_list, id_type_hint
 from .meta import ADAPT, METHODS
 
 
@@ -344,7 +344,7 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         AdaptedUsers
         """
         check_is_fitted(self)
-        return Request(self).adapted(history_X, history_y, _as_list(users))
+        return Request(self).adapted(history_X, history_y, as_id_list(users))
 
     def predict(self, X, history_X=None, history_y=None) -> np.ndarray:
         """Adapt each user of ``X`` on its history and score the rows of ``X``.
@@ -372,7 +372,7 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         if users is None:
             users = list(self.users_.ids)
         else:
-            users = _as_list(users)
+            users = as_id_list(users)
             self._warn_if_no_user_known(users)
         return self.adapt(users=users).recommend(n, candidates, exclude_seen)
 
@@ -415,11 +415,3 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True  # a missing feature value maps to "unknown"
         return tags
-
-
-def _as_list(users):
-    """One user id (a string, a number) as a list of one; a list, array or frame as given.
-    Without this, ``users="42"`` would read as the users "4" and "2"."""
-    if users is None or isinstance(users, pd.DataFrame) or pd.api.types.is_list_like(users):
-        return users
-    return [users]

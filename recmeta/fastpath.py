@@ -102,9 +102,14 @@ class NewUserRecommender:
         list of dict
             ``{"item_id": ..., "score": ...}``, best first.
         """
+        if not (pd.api.types.is_list_like(items) and pd.api.types.is_list_like(ratings)):
+            raise DataError(f"items and ratings must be lists, one rating per item; got "
+                            f"{type(items).__name__} and {type(ratings).__name__} (for one "
+                            f"item, pass [item] and [rating]).")
         if len(items) != len(ratings):
             raise DataError(f"items and ratings must have the same length; got {len(items)} "
                             f"and {len(ratings)}.")
+        values = _numbers(ratings)
         pos = self._positions.reindex(pd.Index(items)).to_numpy()
         if len(pos) and np.isnan(pos).all():
             self._warn_unknown(items)
@@ -112,7 +117,7 @@ class NewUserRecommender:
         # (as ``adapt`` and ``predict`` read a history)
         known = ~np.isnan(pos) & ~pd.Series(pos).duplicated(keep="last").to_numpy()
         seen = pos[known].astype(np.int64)
-        target = self.model._scale(np.asarray(ratings, float)[known])
+        target = self.model._scale(values[known])
         if self.model.objective_ == "binary":  # as in training: sampled negatives beside
             seen_items, target = serving_negatives(seen, target, self.model.negatives,
                                                    len(self._item_ids))
@@ -158,6 +163,19 @@ class NewUserRecommender:
             als_user = blend.fold_in(codes[support][None], target.float()[None], mask[None])
             cand = codes[self._candidates]
             return blend.mix(net, blend.predict(als_user, cand), cand)[0]
+
+
+def _numbers(ratings) -> np.ndarray:
+    """The ratings as floats; a missing or non-numeric one is an error, as in a history."""
+    values = pd.to_numeric(pd.Series(list(ratings), dtype=object), errors="coerce")
+    values = values.to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        at = int(np.flatnonzero(bad)[0])
+        raise DataError(f"ratings must be finite numbers; got {list(ratings)[at]!r} at "
+                        f"position {at} ({int(bad.sum())} such). Leave out the items without "
+                        f"a rating, or give clicks as 1.")
+    return values
 
 
 def _take(items, index: torch.Tensor):

@@ -106,13 +106,25 @@ def drop_rows_without_ids(frame: pd.DataFrame, target: np.ndarray, columns: list
     return frame[~missing], target[~missing]
 
 
+def as_id_list(ids):
+    """One id (a string, a number) as a list of one; a list, array or frame as given, and
+    None as None. Without this, ``users="42"`` would read as the users "4" and "2"."""
+    if ids is None or isinstance(ids, pd.DataFrame) or pd.api.types.is_list_like(ids):
+        return ids
+    return [ids]
+
+
 def id_type_hint(given: pd.Index, known: pd.Index) -> str:
     """A sentence naming a type mismatch between ids given and the model's (ids of a JSON
     request as strings against a model of integer ids, say); empty when the types agree."""
     if not len(given) or not len(known) or given.inferred_type == known.inferred_type:
         return ""
-    return (f" Their ids are {given.inferred_type} (e.g. {given[0]!r}) but the model's are "
-            f"{known.inferred_type} (e.g. {known[0]!r}): convert them.")
+    def example(ids):  # a plain Python value, not numpy's repr (np.int64(29))
+        value = ids[0]
+        return repr(value.item() if isinstance(value, np.generic) else value)
+
+    return (f" Their ids are {given.inferred_type} (e.g. {example(given)}) but the model's "
+            f"are {known.inferred_type} (e.g. {example(known)}): convert them.")
 
 
 def check_target(y, n_rows: int, what: str = "y", rows_of: str = "X") -> np.ndarray:

@@ -120,6 +120,9 @@ def test_one_user_id_is_one_user(model):
     one = model.recommend(users=0, n=3)
     assert list(one.user_id.unique()) == [0]
     pd.testing.assert_frame_equal(one, model.recommend(users=[0], n=3))
+    item = one.item_id.iloc[0]  # one candidate id is one item
+    pd.testing.assert_frame_equal(model.recommend(users=0, candidates=item),
+                                  model.recommend(users=[0], candidates=[item]))
     # a string id is one user too, not its characters ("12" is not the users "1" and "2")
     text = MetaRecommender(max_epochs=1, random_state=0).fit(
         pd.DataFrame({"user_id": ["12"] * 4 + ["1"] * 3 + ["2"] * 3,
@@ -138,6 +141,10 @@ def test_user_ids_of_another_type_warn(model):
         cold = model.recommend(users=[10**9, 10**9 + 1], n=3)
         model.adapt(users=["0"])  # the nightly job's path: it counts cold users itself
     np.testing.assert_allclose(as_text.score, cold.score)
+    # candidates by id of another type: the error says so, with plain values
+    with pytest.raises(DataError, match=r"ids are string \(e\.g\. '0'\) but the model's are "
+                                        r"integer \(e\.g\. \d+\)"):
+        model.recommend(users=[0], candidates=["0", "1"])
 
 
 def test_adapt_names_a_listed_user_missing_from_the_history(model):

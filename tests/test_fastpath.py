@@ -54,6 +54,11 @@ def test_fast_path_candidates_unknown_items_and_cold_user():
     assert as_text == cold
     with pytest.raises(DataError, match="same length"):
         app.recommend([known[0]], [1, 2])
+    with pytest.raises(DataError, match=r"must be lists.*got list and int.*\[rating\]"):
+        app.recommend([known[0]], 5)
+    # a missing rating is an error (it served an empty list), as in a history
+    with pytest.raises(DataError, match="finite numbers; got None at position 1"):
+        app.recommend([known[0], known[1]], [4, None])
     with pytest.raises(DataError, match="known to the model"):
         NewUserRecommender(model, candidates=["nope"])
 
