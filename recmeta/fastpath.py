@@ -167,12 +167,17 @@ class NewUserRecommender:
 
 def _numbers(ratings) -> np.ndarray:
     """The ratings as floats; a missing or non-numeric one is an error, as in a history."""
-    values = pd.to_numeric(pd.Series(list(ratings), dtype=object), errors="coerce")
-    values = values.to_numpy(dtype=float)
+    try:
+        values = np.asarray(ratings, dtype=float)  # None reads as nan
+    except (TypeError, ValueError):  # text that is not a number, say
+        values = pd.to_numeric(pd.Series(list(ratings), dtype=object), errors="coerce")
+        values = values.to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     if bad.any():
         at = int(np.flatnonzero(bad)[0])
-        raise DataError(f"ratings must be finite numbers; got {list(ratings)[at]!r} at "
+        value = list(ratings)[at]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise DataError(f"ratings must be finite numbers; got {value!r} at "
                         f"position {at} ({int(bad.sum())} such). Leave out the items without "
                         f"a rating, or give clicks as 1.")
     return values

@@ -119,6 +119,7 @@ def id_type_hint(given: pd.Index, known: pd.Index) -> str:
     request as strings against a model of integer ids, say); empty when the types agree."""
     if not len(given) or not len(known) or given.inferred_type == known.inferred_type:
         return ""
+
     def example(ids):  # a plain Python value, not numpy's repr (np.int64(29))
         value = ids[0]
         return repr(value.item() if isinstance(value, np.generic) else value)
