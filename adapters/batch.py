@@ -10,8 +10,10 @@ counted in the job's summary:
 - of duplicate (user, item) rows the latest is kept (``duplicate``);
 - a user the model does not know is adapted on its database history alone (``new``);
 - a user left with no history is scored by the meta-learned initialisation on its
-  features (``cold``), or skipped when ``skip_cold`` is set (``no_history``); a user the
-  model was fitted on then falls back to the history remembered in the model;
+  features (``cold``), or skipped when ``skip_cold`` is set (``no_history``); so is a user
+  the model was fitted on: the database is the source of truth, and nothing of the history
+  the model remembers from training is used (a user whose rows were deleted is not served
+  from them, and a mapping that reads no rows shows as cold users, not as a healthy run);
 - a user with no candidate left to recommend (all seen) is skipped (``no_candidates``).
 
 Ids read from the database are matched to the model's ids by value: when the model was
@@ -28,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from recmeta import columns as C
+from recmeta.adapted import Request
 
 from .ids import align_ids
 
@@ -205,11 +208,12 @@ class BatchScorer:
     def _recommend(self, history: pd.DataFrame | None, ids: list,
                    features: pd.DataFrame | None) -> pd.DataFrame:
         users = self._users_arg(ids, features)
-        if history is None:
-            adapted = self.model.adapt(users=users)
+        request = Request(self.model)
+        if history is None:  # no history read: none remembered from training either
+            adapted = request.adapted(None, None, users, remembered=False)
         else:
-            adapted = self.model.adapt(self._history_X(history), history[C.RATING].to_numpy(),
-                                       users=users)
+            adapted = request.adapted(self._history_X(history), history[C.RATING].to_numpy(),
+                                      users)
         return adapted.recommend(self.n, self.candidates, self.exclude_seen)
 
     def _history_X(self, history: pd.DataFrame) -> pd.DataFrame:

@@ -152,8 +152,12 @@ class Request:
                 frame.loc[new], s.item_col, s.item_fields, self.model.feature_space_, "item"))
         return frame
 
-    def prepare(self, history_X, history_y, users, require_history: bool = True):
-        """The users to adapt, each one's support (item rows, scaled targets)."""
+    def prepare(self, history_X, history_y, users, require_history: bool = True,
+                remembered: bool = True):
+        """The users to adapt, each one's support (item rows, scaled targets).
+
+        A user without rows in ``history_X`` adapts on the history remembered from ``fit``,
+        or, with ``remembered=False`` (a database that is the source of truth), on none."""
         if history_X is None and history_y is not None:
             raise DataError("history_y was given without history_X; pass both, or neither.")
         histories = self._given(history_X, history_y) if history_X is not None else None
@@ -166,13 +170,17 @@ class Request:
                 raise DataError(f"User {user!r} has no rows in history_X. Give its interactions, "
                                 f"or leave it out (users not in a history use the remembered or "
                                 f"initial model: call adapt(users=[...]) without history_X).")
-            else:
+            elif remembered:
                 supports.append(self._remembered(user))
+            else:
+                supports.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
         return table, supports
 
-    def adapted(self, history_X, history_y, users, require_history: bool = True):
+    def adapted(self, history_X, history_y, users, require_history: bool = True,
+                remembered: bool = True):
         """Adapt the users and keep each one's parameters."""
-        table, supports = self.prepare(history_X, history_y, users, require_history)
+        table, supports = self.prepare(history_X, history_y, users, require_history,
+                                       remembered)
         model = self.model
         fast = adapt_users(model.learner_, table.tensors(model.device_),
                            self.items.tensors(model.device_), np.arange(len(table)),

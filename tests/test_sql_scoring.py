@@ -146,3 +146,30 @@ def test_recommend_one_is_what_the_job_writes(filled_engine, sql_model_dir):
     assert "known to the model" in one["explanation"]
     nobody = recommend_one(filled_engine, SOURCE, str(sql_model_dir), "no-such-user", n=5)
     assert "initialisation" in nobody["explanation"] and len(nobody["recommendations"]) == 5
+
+
+def test_a_known_user_without_rows_is_not_served_from_training(filled_engine, sql_model_dir,
+                                                                 sql_data):
+    """The database is the source of truth: a fitted user whose rows were deleted is scored
+    by the initialisation on its features, as a new user with those features would be, not
+    adapted on the history the model remembers from training (nor are its old items left
+    out)."""
+    from recmeta import MetaRecommender
+
+    before = recommend_one(filled_engine, SOURCE, str(sql_model_dir), "3", n=5)
+    with filled_engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM recmeta_interactions WHERE user_id = '3'"))
+    after = recommend_one(filled_engine, SOURCE, str(sql_model_dir), "3", n=5)
+    assert after["counts"]["users_cold"] == 1 and "initialisation" in after["explanation"]
+    model = MetaRecommender.load(sql_model_dir)
+    features = sql_data.users[sql_data.users[C.USER] == 3].assign(**{C.USER: 10**6})
+    reference = model.adapt(users=features).recommend(n=5)
+    assert [r["item_id"] for r in after["recommendations"]] == reference[C.ITEM].tolist()
+    assert [r["score"] for r in after["recommendations"]] == pytest.approx(
+        reference[C.SCORE].tolist(), rel=1e-5)
+    assert after["recommendations"] != before["recommendations"]
+    summary = score(filled_engine, sql_model_dir, batch_size=1000)
+    assert summary["users"]["cold_start"] == 1
+    stored = rows_of(filled_engine, summary["run_id"])
+    assert stored[stored[C.USER] == "3"][C.ITEM].astype(int).tolist() == \
+        reference[C.ITEM].tolist()
