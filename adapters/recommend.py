@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from . import registry
-from .batch import BatchScorer, Counts
+from .batch import BatchScorer, Counts, check_feedback
 from .ids import for_column
 from .sql import SqlReader, SqlSource
 
@@ -47,6 +47,7 @@ def recommend_one(engine: sa.Engine, source: SqlSource, model: str, user: str, n
     reader = SqlReader(engine, source)
     matched = for_column([user], reader.user)  # [] when it cannot be an id of that column
     with engine.connect() as conn:
+        check_feedback(fitted, source.interactions.rating, reader.rating_sample(conn))
         rows = reader.histories(conn, matched, history or fitted.max_history)
         user_table = reader.features(conn, "user", [user])
         items = reader.features(conn, "item")

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from tqdm.auto import tqdm
 
 from . import registry, runs
-from .batch import BatchScorer, Counts
+from .batch import BatchScorer, Counts, check_feedback
 from .migrate import require_head
 from .sql import Entities, Interactions, SqlReader, SqlSource
 
@@ -132,12 +132,19 @@ class NightlyJob:
         from recmeta import MetaRecommender
 
         require_head(engine)
-        SqlReader(engine, source)
-        # a directory is read before it is registered, so a broken one is never registered
-        fitted = MetaRecommender.load(model) if Path(model).is_dir() else None
+        reader = SqlReader(engine, source)
+
+        def checked(fitted: MetaRecommender) -> MetaRecommender:
+            with engine.connect() as conn:
+                check_feedback(fitted, source.interactions.rating, reader.rating_sample(conn))
+            return fitted
+
+        # a directory is read and checked before it is registered, so a broken one, or one
+        # the mapping contradicts, is never registered
+        fitted = checked(MetaRecommender.load(model)) if Path(model).is_dir() else None
         entry = registry.resolve(engine, model)
         if fitted is None:
-            fitted = MetaRecommender.load(entry.artifact)
+            fitted = checked(MetaRecommender.load(entry.artifact))
         parameters = {"source": source_to_dict(source), "settings": settings.to_dict()}
         run_id = runs.create(engine, entry.id, parameters)
         logger.info("run %d started (resume with --resume %d)", run_id, run_id)

@@ -262,6 +262,15 @@ class SqlReader:
             parts.extend(reversed(conn.execute(query).all()))
         return self._frame(parts)
 
+    def rating_sample(self, conn: sa.Connection, size: int = 1000) -> pd.Series | None:
+        """Up to ``size`` raw values of the rating column that are not NULL (None without a
+        rating column): what the mapping check reads before a job starts."""
+        if self.rating is None:
+            return None
+        column = self.table.c[self.rating.name]
+        query = sa.select(column).where(column.is_not(None)).limit(size)
+        return pd.Series(conn.execute(query).scalars().all(), dtype=object)
+
     # ---------------------------------------------------------- bulk reading
     def interactions(self, conn: sa.Connection) -> Iterator[pd.DataFrame]:
         """Every interaction, streamed as frames of up to ``STREAM_ROWS`` rows."""

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from recmeta import DataError
 from recmeta import columns as C
 from recmeta.adapters import migrate, runs
+from recmeta.adapters.batch import check_feedback
 from recmeta.adapters.migrate import MigrationError
 from recmeta.adapters.recommend import recommend_one
 from recmeta.adapters.scoring import JobFailed, NightlyJob, ScoreSettings
-from recmeta.adapters.sql import Entities, SqlSource
+from recmeta.adapters.sql import Entities, Interactions, SqlSource
+from recmeta.adapters.tables import models
 
 SOURCE = SqlSource(users=Entities("app_users", C.USER), items=Entities("app_items", C.ITEM))
 
@@ -173,3 +178,38 @@ def test_a_known_user_without_rows_is_not_served_from_training(filled_engine, sq
     stored = rows_of(filled_engine, summary["run_id"])
     assert stored[stored[C.USER] == "3"][C.ITEM].astype(int).tolist() == \
         reference[C.ITEM].tolist()
+
+
+def test_a_mapping_that_contradicts_the_model_is_refused(filled_engine, sql_model_dir,
+                                                         sql_data):
+    """Bad input, before anything is written or registered: a model of ratings read without
+    a rating column (every row a 1), or from a column without numbers (every row dropped)."""
+    def counts():
+        with filled_engine.connect() as conn:
+            return [conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+                    for t in (runs.runs, models)]
+
+    before = counts()
+    with pytest.raises(DataError, match="fitted on ratings, but no rating column is mapped"):
+        score(filled_engine, sql_model_dir, source=SqlSource(Interactions(rating=None)))
+    sql_data.interactions.assign(stars="five").to_sql("events", filled_engine, index=False)
+    worded = SqlSource(Interactions("events", rating="stars"))
+    with pytest.raises(DataError, match=r"'stars' holds no numbers \(e.g. 'five'\)"):
+        score(filled_engine, sql_model_dir, source=worded)
+    with pytest.raises(DataError, match="holds no numbers"):
+        recommend_one(filled_engine, worded, str(sql_model_dir), "3")
+    assert counts() == before
+
+
+def test_feedback_check_reads_the_model_and_the_column():
+    ratings, clicks = SimpleNamespace(objective_="regression"), SimpleNamespace(
+        objective_="binary")
+    check_feedback(ratings, "stars", pd.Series([1, 5.0, "4"], dtype=object))
+    check_feedback(clicks, None, None)
+    check_feedback(clicks, "clicked", pd.Series([0, 1, 1], dtype=object))
+    check_feedback(ratings, "stars", pd.Series([], dtype=object))  # an empty table: no verdict
+    with pytest.raises(DataError, match=r"0/1 feedback, but the rating column 'stars' holds "
+                                        r"other values \(e.g. 5\)"):
+        check_feedback(clicks, "stars", pd.Series([1, 5], dtype=object))
+    with pytest.raises(DataError, match="no rating column is mapped"):
+        check_feedback(ratings, None, None)
