@@ -8,6 +8,7 @@ a registry row.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,20 @@ def resolve(engine: sa.Engine, model: str) -> ModelEntry:
     model_id = register(engine, path, {}, {}, name=path.name)
     with engine.connect() as conn:
         return get(conn, model_id)
+
+
+def fingerprint(artifact) -> str:
+    """A digest of every file of a model directory: a run records it when it starts, and a
+    resume compares, so that a model retrained into the same directory meanwhile is not
+    mixed into the run's rows."""
+    digest = hashlib.sha256()
+    root = Path(artifact)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _jsonable(value):

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from tqdm.auto import tqdm
 
+from recmeta.exceptions import DataError
+
 from . import registry, runs
 from .batch import BatchScorer, Counts, check_feedback
 from .migrate import require_head
@@ -145,16 +147,25 @@ class NightlyJob:
         entry = registry.resolve(engine, model)
         if fitted is None:
             fitted = checked(MetaRecommender.load(entry.artifact))
-        parameters = {"source": source_to_dict(source), "settings": settings.to_dict()}
+        parameters = {"source": source_to_dict(source), "settings": settings.to_dict(),
+                      "model_fingerprint": registry.fingerprint(entry.artifact)}
         run_id = runs.create(engine, entry.id, parameters)
         logger.info("run %d started (resume with --resume %d)", run_id, run_id)
         return cls(engine, run_id, resumed=False, model=fitted)
 
     @classmethod
     def resume(cls, engine: sa.Engine, run_id: int) -> NightlyJob:
-        """Continue run ``run_id`` after its last committed batch, with its own options."""
+        """Continue run ``run_id`` after its last committed batch, with its own options and
+        its own model: a model directory changed since the run started is refused."""
         require_head(engine)
-        return cls(engine, run_id, resumed=True)
+        job = cls(engine, run_id, resumed=True)
+        started = runs.load(engine, run_id).parameters.get("model_fingerprint")
+        if started is not None and started != registry.fingerprint(job.entry.artifact):
+            raise DataError(
+                f"The model directory {job.entry.artifact} has changed since run {run_id} "
+                f"started (retrained into the same --out?): resuming would mix two models' "
+                f"recommendations in one run. Start a new run with `recmeta score`.")
+        return job
 
     # -------------------------------------------------------------------- run
     def run(self, progress: bool | None = None) -> dict:

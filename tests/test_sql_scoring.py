@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from types import SimpleNamespace
 
 import pandas as pd
@@ -213,3 +214,28 @@ def test_feedback_check_reads_the_model_and_the_column():
         check_feedback(clicks, "stars", pd.Series([1, 5], dtype=object))
     with pytest.raises(DataError, match="no rating column is mapped"):
         check_feedback(ratings, None, None)
+
+
+def test_resume_refuses_a_model_changed_since_the_run_started(filled_engine, sql_model_dir,
+                                                               tmp_path, monkeypatch):
+    """Retrained into the same directory after a crash, the model would write the rest of
+    the run: two models' rows in one run. The resume says so instead."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(sql_model_dir, model_dir)
+    real = runs.advance
+
+    def crash(conn, run_id, done, checkpoint):
+        if done == 1:
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("killed"))
+        return real(conn, run_id, done, checkpoint)
+
+    monkeypatch.setattr(runs, "advance", crash)
+    job = NightlyJob.start(filled_engine, SOURCE, str(model_dir), ScoreSettings(5, 7))
+    with pytest.raises(JobFailed):
+        job.run(progress=False)
+    monkeypatch.setattr(runs, "advance", real)
+    with (model_dir / "model.json").open("a") as handle:
+        handle.write("\n")  # any change to the directory's files: a retrain, say
+    with pytest.raises(DataError, match=f"changed since run {job.run_id} started"):
+        NightlyJob.resume(filled_engine, job.run_id)
+    assert runs.load(filled_engine, job.run_id).batches_done == 1
