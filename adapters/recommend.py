@@ -55,19 +55,25 @@ def recommend_one(engine: sa.Engine, source: SqlSource, model: str, user: str, n
     scorer = BatchScorer(fitted, n, exclude_seen, False, items,
                          candidates if candidates is not None else items)
     recs, counts = scorer.score(matched or [user], rows, user_table)
-    return {"user": user, "explanation": explain(counts, scorer.n_candidates()),
+    described = user_table is not None and len(user_table) > 0
+    nowhere = counts.users_new and not counts.rows_read and not described
+    return {"user": user, "explanation": explain(counts, scorer.n_candidates(), nowhere),
             "counts": counts.to_dict(),
             "recommendations": [{"rank": int(r), "item_id": i, "score": float(s)} for i, s, r
                                 in zip(recs["item_id"], recs["score"], recs["rank"],
                                        strict=True)]}
 
 
-def explain(counts: Counts, n_candidates: int) -> str:
-    """What happened to one user, in a sentence."""
+def explain(counts: Counts, n_candidates: int, nowhere: bool = False) -> str:
+    """What happened to one user, in a sentence; ``nowhere``: the id is in neither the
+    model, the interactions nor the users table (a typo, or another id column?)."""
     dropped = counts.rows_read - counts.rows_used
     rows = f"{counts.rows_used} history row(s) used" + (f", {dropped} dropped" if dropped else "")
     if counts.users_cold:
         who = "no usable history: scored by the meta-learned initialisation on its features"
+        if nowhere:
+            who = ("unknown: not in the model, the interactions nor the users table (check "
+                   "the id), so " + who)
     elif counts.users_new:
         who = "new to the model: adapted on its database history alone"
     else:

@@ -152,6 +152,9 @@ def test_recommend_one_is_what_the_job_writes(filled_engine, sql_model_dir):
     assert "known to the model" in one["explanation"]
     nobody = recommend_one(filled_engine, SOURCE, str(sql_model_dir), "no-such-user", n=5)
     assert "initialisation" in nobody["explanation"] and len(nobody["recommendations"]) == 5
+    assert "unknown: not in the model, the interactions nor the users table" in \
+        nobody["explanation"]
+    assert "unknown" not in one["explanation"]
 
 
 def test_a_known_user_without_rows_is_not_served_from_training(filled_engine, sql_model_dir,
