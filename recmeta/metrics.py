@@ -36,7 +36,7 @@ from .exceptions import DataError
 def per_user_mean(users, values) -> tuple[np.ndarray, np.ndarray]:
     """Mean of ``values`` within each user: ``(user ids, means)``, users sorted."""
     users, values = np.asarray(users), np.asarray(values, dtype=np.float64)
-    ids, codes = np.unique(users, return_inverse=True)
+    ids, codes = _unique(users)
     sums = np.bincount(codes, weights=values, minlength=len(ids))
     return ids, sums / np.bincount(codes, minlength=len(ids))
 
@@ -130,7 +130,7 @@ def recall_at_k(users, relevance, scores, k: int) -> float:
 
 def _ranks(users: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Rank (1 = best) of each row within its user: by score, ties in the given order."""
-    codes = np.unique(users, return_inverse=True)[1]
+    codes = _unique(users)[1]
     # sort by user, then score descending; lexsort is stable, so ties keep the row order
     order = np.lexsort((-scores, codes))
     sorted_codes = codes[order]
@@ -150,8 +150,20 @@ def _dcg(users: np.ndarray, gains: np.ndarray, scores: np.ndarray, k: int) -> np
 
 
 def _per_user_sum(users: np.ndarray, values: np.ndarray) -> np.ndarray:
-    codes = np.unique(users, return_inverse=True)[1]
+    codes = _unique(users)[1]
     return np.bincount(codes, weights=values.astype(np.float64))
+
+
+def _unique(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted user ids and each row's index into them, as ``np.unique`` gives; ids numpy
+    cannot sort (integers and strings in one object array) are sorted by pandas instead."""
+    try:
+        return np.unique(users, return_inverse=True)
+    except TypeError:
+        import pandas as pd
+
+        codes, ids = pd.factorize(users, sort=True)
+        return np.asarray(ids), codes
 
 
 def _check(users, a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -82,6 +82,52 @@ def test_new_users_split(synthetic):
         assert (rows.relevant == (rows.rating >= 4)).all()
 
 
+def string_ids(frame: pd.DataFrame, dtype="str") -> pd.DataFrame:
+    """``frame`` with ids as a CSV of yours may hold them: users "user-0007", items
+    "SKU00042". Zero-padded, so they sort as the integers did."""
+    out = frame.copy()
+    for column, prefix, width in (("user_id", "user-", 4), ("item_id", "SKU", 5)):
+        if column in out:
+            out[column] = (prefix + out[column].astype(str).str.zfill(width)).astype(dtype)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["str", "string", "object"])
+def test_new_users_split_takes_string_ids(synthetic, dtype):
+    """Strings of any dtype (pandas' ``str``, ``string``, plain objects) split as the
+    integers they stand for: the same users, pools and candidates, drawn alike."""
+    ints = new_users(synthetic.ratings, np.random.default_rng(1), 0.25, 5, 4, 7)
+    strings = new_users(string_ids(synthetic.ratings, dtype), np.random.default_rng(1),
+                        0.25, 5, 4, 7)
+    for part in ("train", "pool", "query", "candidates"):
+        expected = string_ids(getattr(ints, part), dtype)
+        got = getattr(strings, part)
+        pd.testing.assert_frame_equal(got.astype({"user_id": object, "item_id": object}),
+                                      expected.astype({"user_id": object, "item_id": object}))
+    assert strings.candidates.item_id.dtype == string_ids(synthetic.ratings, dtype).item_id.dtype
+    split = support_query(string_ids(synthetic.ratings, dtype), np.random.default_rng(0),
+                          10, 13, 40)
+    again = support_query(synthetic.ratings, np.random.default_rng(0), 10, 13, 40)
+    assert split.query.item_id.tolist() == string_ids(again.query).item_id.tolist()
+
+
+def test_splits_and_curves_take_mixed_ids(synthetic):
+    """Ids numpy cannot sort (integers and strings in one column) split, and are scored."""
+    mixed = synthetic.ratings.astype({"user_id": object, "item_id": object})
+    mixed.loc[mixed.user_id % 2 == 1, "user_id"] = "u" + mixed.user_id.astype(str)
+    mixed.loc[mixed.item_id % 2 == 1, "item_id"] = "i" + mixed.item_id.astype(str)
+    split = new_users(mixed, np.random.default_rng(1), 0.25, 5, 4, 7)
+    rated = mixed.groupby("user_id").item_id.agg(set)
+    for user, rows in split.candidates.groupby("user_id"):
+        unrated = set(rows.item_id) - set(split.query.item_id[split.query.user_id == user])
+        assert len(unrated) == 7 and not unrated & rated[user]
+    assert len(support_query(mixed, np.random.default_rng(0), 10, 13, 40).query)
+    data = D.RatingData(mixed, pd.DataFrame({"user_id": mixed.user_id.unique()}),
+                        pd.DataFrame({"item_id": mixed.item_id.unique()}), "mixed")
+    results = support_curves(data, ["bias", "popularity"], seeds=(0,), ks=(0, 3), n_unrated=10)
+    assert results.metrics.value.notna().all()
+
+
 # ------------------------------------------------------------------------- protocols
 def test_melu_protocol_quick_sample(fake_melu):
     results = melu_states(fake_melu, ["global", "popularity", "bias", "metasgd",
@@ -175,6 +221,25 @@ def test_cli_on_your_own_csv(synthetic, tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "## (b) New users" in result.output and (out / "report.md").is_file()
+
+
+def test_cli_on_your_own_csv_with_string_ids(synthetic, tmp_path):
+    """Ids such as "user-0001" and "SKU00042" (read as pandas' string dtype) run the whole
+    --ratings path, with feature files and without; --quick, tiny network."""
+    string_ids(synthetic.ratings).to_csv(tmp_path / "ratings.csv", index=False)
+    string_ids(synthetic.items).to_csv(tmp_path / "items.csv", index=False)
+    string_ids(synthetic.users).to_csv(tmp_path / "users.csv", index=False)
+    base = ["evaluate", "--ratings", str(tmp_path / "ratings.csv"), "--quick",
+            "--methods", "bias,als,popularity,fomaml", "--ks", "0,3", "--no-plots"]
+    for key, value in TINY.items():
+        base += ["--param", f"{key}={value}".replace(" ", "")]
+    features = ["--items", str(tmp_path / "items.csv"), "--users", str(tmp_path / "users.csv")]
+    for extra, out in (([], "plain"), (features, "features")):
+        result = CliRunner().invoke(main, [*base, *extra, "--out", str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+        metrics = pd.read_csv(tmp_path / out / "metrics.csv")
+        assert set(metrics.method) == {"bias", "als", "popularity", "fomaml"}
+        assert metrics.value.notna().all()
 
 
 def test_cli_bad_input_exits_2(tmp_path):

@@ -7,6 +7,9 @@
   ``k`` ratings, and a candidate list of its query items plus unrated items.
 
 Every function takes a ``numpy.random.Generator``, so one seed fixes the whole split.
+Ids may be of any type pandas holds (integers, strings, a pandas string dtype, mixed
+objects): they are only compared through :func:`pandas.factorize` and ``isin``, never cast
+to a numpy dtype or sorted by numpy.
 """
 
 from __future__ import annotations
@@ -58,16 +61,34 @@ class NewUsers:
         return self.pool.loc[self.pool["position"] < k, [C.USER, C.ITEM, C.RATING]]
 
 
-def shuffled_positions(users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random order of each user's rows: the position of every row within its user."""
+def shuffled_positions(users, rng: np.random.Generator) -> np.ndarray:
+    """A random order of each user's rows: the position of every row within its user.
+
+    Users are grouped by their codes, not their values, so ids numpy cannot sort (mixed
+    types, pandas extension arrays) group as integers do.
+    """
     key = rng.random(len(users))
-    order = np.lexsort((key, users))
-    sorted_users = users[order]
-    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
+    codes = pd.factorize(users)[0]
+    order = np.lexsort((key, codes))
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
     first = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
     positions = np.empty(len(order), dtype=np.int64)
     positions[order] = np.arange(len(order)) - first
     return positions
+
+
+def _shuffled_by_user(rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """``rows`` with each row's shuffled ``position`` within its user, sorted by user then
+    position.
+
+    Users are sorted by :func:`pandas.factorize`'s sorted codes, the order of the ids
+    themselves wherever they can be compared, and still an order where they cannot (ints
+    and strings mixed), which ``sort_values`` on the ids would refuse.
+    """
+    by_user = pd.factorize(rows[C.USER], sort=True)[0]
+    rows = rows.assign(position=shuffled_positions(rows[C.USER], rng), _by_user=by_user)
+    return rows.sort_values(["_by_user", "position"], kind="stable").drop(columns="_by_user")
 
 
 def eligible(ratings: pd.DataFrame, min_ratings: int, max_ratings: int | None) -> pd.DataFrame:
@@ -92,8 +113,7 @@ def support_query(ratings: pd.DataFrame, rng: np.random.Generator, n_query: int 
     if len(rows) == 0:
         raise DataError(f"No user has {min_ratings} to {max_ratings} ratings; lower "
                         f"min_ratings or raise max_ratings.")
-    positions = shuffled_positions(rows[C.USER].to_numpy(), rng)
-    rows = rows.assign(position=positions).sort_values([C.USER, "position"], kind="stable")
+    rows = _shuffled_by_user(rows, rng)
     is_query = rows["position"].to_numpy() < n_query
     keep = [C.USER, C.ITEM, C.RATING]
     return SupportQuery(rows.loc[~is_query, keep].reset_index(drop=True),
@@ -133,32 +153,38 @@ def new_users(ratings: pd.DataFrame, rng: np.random.Generator, test_fraction: fl
     if len(held) == 0 or len(train) == 0:
         raise DataError(f"No new user has {max_k + n_query} ratings, or no training user is "
                         f"left; lower max_k or n_query, or change test_fraction.")
-    positions = shuffled_positions(held[C.USER].to_numpy(), rng)
-    held = held.assign(position=positions).sort_values([C.USER, "position"], kind="stable")
+    held = _shuffled_by_user(held, rng)
     query = held.loc[held["position"] < n_query, [C.USER, C.ITEM, C.RATING]]
     pool = held.loc[(held["position"] >= n_query) & (held["position"] < n_query + max_k)]
     pool = pool.assign(position=pool["position"] - n_query)
-    catalogue = pd.unique(train[C.ITEM])
+    catalogue = pd.factorize(train[C.ITEM], sort=True)[1]
     candidates = _candidates(query, ratings.loc[is_test], catalogue, n_unrated,
                              relevant_from, rng)
     return NewUsers(train, pool[[C.USER, C.ITEM, C.RATING, "position"]].reset_index(drop=True),
                     query.reset_index(drop=True), candidates)
 
 
-def _candidates(query: pd.DataFrame, rated: pd.DataFrame, catalogue: np.ndarray,
+def _candidates(query: pd.DataFrame, rated: pd.DataFrame, catalogue: pd.Index,
                 n_unrated: int, relevant_from: float, rng: np.random.Generator) -> pd.DataFrame:
-    """Query items plus unrated items per user, shuffled within each user."""
-    seen = rated.groupby(C.USER)[C.ITEM].agg(set)
+    """Query items plus unrated items per user, shuffled within each user.
+
+    ``catalogue`` is the training items, sorted (see :func:`_shuffled_by_user`). The unrated
+    items are those of it not in the user's ratings (``isin``: no numpy dtype to agree on,
+    so string and extension-dtype ids work), drawn by position; the id columns keep the
+    query's dtypes.
+    """
+    seen = rated.groupby(C.USER)[C.ITEM].agg(list)
     parts = []
-    for user, rows in query.groupby(C.USER, sort=True):
-        pool = np.setdiff1d(catalogue, np.fromiter(seen[user], dtype=catalogue.dtype))
-        extra = rng.choice(pool, size=min(n_unrated, len(pool)), replace=False)
-        items = np.r_[rows[C.ITEM].to_numpy(), extra]
+    for user, rows in query.groupby(C.USER, sort=False):  # sorted already: by user
+        pool = catalogue[~catalogue.isin(seen[user])]
+        extra = pool.take(rng.choice(len(pool), size=min(n_unrated, len(pool)), replace=False))
+        items = pd.Index(rows[C.ITEM]).append(extra)
         values = np.r_[rows[C.RATING].to_numpy(dtype=np.float64), np.full(len(extra), np.nan)]
         order = rng.permutation(len(items))
-        parts.append(pd.DataFrame({C.USER: user, C.ITEM: items[order],
+        parts.append(pd.DataFrame({C.USER: [user] * len(items), C.ITEM: items.take(order),
                                    C.RATING: values[order]}))
-    frame = pd.concat(parts, ignore_index=True)
+    ids = {C.USER: query[C.USER].dtype, C.ITEM: query[C.ITEM].dtype}
+    frame = pd.concat(parts, ignore_index=True).astype(ids)  # not the dtypes pandas infers
     frame[RELEVANT] = (frame[C.RATING] >= relevant_from).to_numpy()
     return frame
 
