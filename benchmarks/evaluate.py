@@ -58,8 +58,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "evaluate")
     parser.add_argument("--merge", type=Path, nargs="+", metavar="FOLDER",
-                        help="write one report from the metrics.csv and timings.csv of "
-                             "these earlier runs' folders instead of running anything")
+                        help="write one report from the metrics.csv, timings.csv (and "
+                             "counts.csv) of these earlier runs' folders instead of running "
+                             "anything")
     return parser.parse_args(argv)
 
 
@@ -72,7 +73,7 @@ def merge(folders: list[Path], out: Path) -> Path:
                 raise SystemExit(f"{folder / name} not found: give folders written by "
                                  f"benchmarks/evaluate.py --out.")
         results += Results(pd.read_csv(folder / "metrics.csv"),
-                           pd.read_csv(folder / "timings.csv"))
+                           pd.read_csv(folder / "timings.csv"), _counts(folder))
     keys = ["protocol", "dataset", "setting", "method", "seed", "metric"]
     twice = results.metrics.astype({"setting": str}).duplicated(keys)
     if twice.any():
@@ -81,6 +82,13 @@ def merge(folders: list[Path], out: Path) -> Path:
     notes = "Merged from " + ", ".join(f"`{f}`" for f in folders) + \
         " (each folder's report.md gives its settings, code version and time)."
     return write_report(results, out, notes=notes)
+
+
+def _counts(folder: Path) -> pd.DataFrame:
+    """A folder's counts.csv: the users each split scored (folders written before it was
+    recorded have none, and the merged report has no line for them)."""
+    path = folder / "counts.csv"
+    return pd.read_csv(path) if path.is_file() else Results().counts
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -242,6 +242,18 @@ def test_cli_on_your_own_csv_with_string_ids(synthetic, tmp_path):
         assert metrics.value.notna().all()
 
 
+def test_melu_report_counts_each_states_users(fake_melu):
+    """Protocol (a) counts each state's scored users and query ratings (capped ones too)."""
+    results = melu_states(fake_melu, ["bias"], seeds=(0,), n_query=5, max_users=6)
+    counts = results.counts.set_index("setting")
+    for state in D.MELU_STATES:
+        sizes = fake_melu.states[state].groupby("user_id").size()
+        eligible = int(((sizes >= 13) & (sizes <= 100)).sum())
+        assert counts.loc[state, "users"] == min(eligible, 6)
+        assert counts.loc[state, "query_ratings"] == 5 * min(eligible, 6)
+    assert "| melu | ml-1m | user cold | 1 |" in markdown(results)
+
+
 def test_cli_bad_input_exits_2(tmp_path):
     (tmp_path / "bad.csv").write_text("user,item\n1,2\n")
     result = CliRunner().invoke(main, ["evaluate", "--ratings", str(tmp_path / "bad.csv")])

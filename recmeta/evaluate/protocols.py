@@ -11,7 +11,11 @@
 
 Every result row is (protocol, dataset, setting, method, seed, metric, value); every fit
 adds a row to the timings (protocol, dataset, method, seed, seconds, n_epochs, best_epoch,
-blend_weight).
+blend_weight); every split adds a row to the counts (protocol, dataset, setting, seed,
+users, query_ratings, ranked_users): how many users the metrics average over, which is what
+says how noisy they are. ``ranked_users`` is the curves' users with a relevant candidate,
+the only ones nDCG@10 and Recall@10 average over; the curves' counts are one row per seed,
+setting ``"every k"``, as every ``k`` scores the same query sets.
 Only the users carved out inside the neural methods' ``fit`` (validation users of the
 training state) ever steer training; the reported query sets never do.
 """
@@ -37,17 +41,22 @@ KS = (0, 1, 3, 5, 10, 20)
 RESULT_COLUMNS = ["protocol", "dataset", "setting", "method", "seed", "metric", "value"]
 TIMING_COLUMNS = ["protocol", "dataset", "method", "seed", "seconds", "n_epochs", "best_epoch",
                   "blend_weight"]
+COUNT_COLUMNS = ["protocol", "dataset", "setting", "seed", "users", "query_ratings",
+                 "ranked_users"]
+EVERY_K = "every k"
 
 
 @dataclass
 class Results:
-    """Metric values and fit timings, one row each."""
+    """Metric values, fit timings and the users each split evaluated, one row each."""
 
     metrics: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RESULT_COLUMNS))
     timings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TIMING_COLUMNS))
+    counts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COUNT_COLUMNS))
 
     def __add__(self, other: Results) -> Results:
-        return Results(_concat(self.metrics, other.metrics), _concat(self.timings, other.timings))
+        return Results(_concat(self.metrics, other.metrics), _concat(self.timings, other.timings),
+                       _concat(self.counts, other.counts))
 
 
 @dataclass
@@ -56,6 +65,7 @@ class _Collector:
     dataset: str
     rows: list = field(default_factory=list)
     fits: list = field(default_factory=list)
+    sizes: list = field(default_factory=list)
 
     def add(self, setting, method: str, seed: int, values: dict) -> None:
         for metric, value in values.items():
@@ -68,9 +78,19 @@ class _Collector:
         logger.info("%s/%s seed %d: %s fitted in %.1f s (%d epochs)", self.protocol,
                     self.dataset, seed, method, info.seconds, info.n_epochs)
 
+    def counted(self, setting, seed: int, query: pd.DataFrame,
+                candidates: pd.DataFrame | None = None) -> None:
+        """The users and query ratings one split scores (and, for the candidates, the users
+        with a relevant one: those nDCG@k and Recall@k average over)."""
+        ranked = (np.nan if candidates is None
+                  else int(candidates.groupby(C.USER, sort=False)[RELEVANT].any().sum()))
+        self.sizes.append((self.protocol, self.dataset, setting, seed,
+                           int(query[C.USER].nunique()), len(query), ranked))
+
     def results(self) -> Results:
         return Results(pd.DataFrame(self.rows, columns=RESULT_COLUMNS),
-                       pd.DataFrame(self.fits, columns=TIMING_COLUMNS))
+                       pd.DataFrame(self.fits, columns=TIMING_COLUMNS),
+                       pd.DataFrame(self.sizes, columns=COUNT_COLUMNS))
 
 
 def melu_states(melu: MeluData, methods: Sequence[str], seeds: Sequence[int] = (0, 1, 2), *,
@@ -112,6 +132,8 @@ def melu_states(melu: MeluData, methods: Sequence[str], seeds: Sequence[int] = (
             held = splits["warm_state"].query
             train = warm.merge(held[[C.USER, C.ITEM]], how="left", indicator=True)
             train = train.loc[train["_merge"] == "left_only", [C.USER, C.ITEM, C.RATING]]
+        for state in states:
+            collect.counted(state, seed, splits[state].query)
         data = melu.state("warm_state").subset(train)
         for name, method in methods_.build(tuple(methods), data, seed, neural_params).items():
             collect.fitted(name, seed, method.fit(data))
@@ -155,6 +177,7 @@ def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int
         rng = np.random.default_rng(seed)
         split = new_users(data.ratings, rng, test_fraction, max(ks), n_query, n_unrated,
                           max_test_users=max_test_users)
+        collect.counted(EVERY_K, seed, split.query, split.candidates)
         train = _cap_users(split.train, max_train_users, rng)
         train_data = data.subset(train)
         for name, method in methods_.build(tuple(methods), train_data, seed,

@@ -158,6 +158,30 @@ def timing_table(timings: pd.DataFrame) -> pd.DataFrame:
     return out.round(2).reset_index()
 
 
+def count_table(counts: pd.DataFrame) -> pd.DataFrame:
+    """Per protocol, dataset and setting: the seeds, and the users, query ratings and users
+    ranked that each seed's split scored, ``"n"`` where the seeds agree, ``"low–high"``
+    where they do not (the curves draw their new users per seed)."""
+    if counts.empty:
+        return counts
+    out = counts.groupby(["protocol", "dataset", "setting"], sort=False).agg(
+        seeds=("seed", "nunique"), users=("users", _span),
+        query_ratings=("query_ratings", _span), ranked_users=("ranked_users", _span))
+    out = out.reset_index()
+    out["setting"] = out["setting"].map(lambda s: STATE_NAMES.get(s, s))
+    return out.rename(columns={"query_ratings": "query ratings",
+                               "ranked_users": "users ranked"})
+
+
+def _span(values: pd.Series) -> str:
+    """``"n"``, or ``"low–high"`` over the seeds ("" where none was counted)."""
+    values = values.dropna()
+    if values.empty:
+        return ""
+    low, high = int(values.min()), int(values.max())
+    return f"{low}" if low == high else f"{low}–{high}"
+
+
 def _weights(values: pd.Series) -> str:
     """The seeds' blend weights, in seed order ("" when no seed's fit recorded one)."""
     values = values.to_numpy(dtype=float)
@@ -170,6 +194,9 @@ def markdown(results: Results, title: str = "recmeta evaluation", notes: str = "
     """The whole report as Markdown: tables, timings, verdicts and plot links."""
     summary = summarise(results.metrics)
     parts = [f"# {title}", notes.strip(), _legend()]
+    if len(results.counts):
+        parts.append("## Test users\n\n" + _counts_legend() + "\n\n"
+                     + _md(count_table(results.counts), index=False))
     if (summary.protocol == "melu").any():
         parts.append("## (a) MeLU's four states (ML-1M)")
         for metric in ("MAE", "RMSE", "nDCG@1", "nDCG@3"):
@@ -201,6 +228,14 @@ def _legend() -> str:
             "rating, so it has no MAE.")
 
 
+def _counts_legend() -> str:
+    return ("What each split scored, per seed (a range where the seeds differ). Every metric "
+            "is a mean over these users, so the fewer they are, the noisier it is. `query "
+            "ratings`: the held-out ratings that MAE and RMSE (and in (a) nDCG) are computed "
+            "on. `users ranked`: in (b), the users with a relevant candidate (a query rating "
+            "of 4 or more), the only ones nDCG@10 and Recall@10 average over.")
+
+
 def _cell(mean: float, std: float) -> str:
     return f"{mean:.4f}" if not np.isfinite(std) else f"{mean:.4f} ± {std:.4f}"
 
@@ -218,7 +253,8 @@ def _md(frame: pd.DataFrame, index: bool = True) -> str:
 
 def write_report(results: Results, folder: str | Path, title: str = "recmeta evaluation",
                  notes: str = "", plots: bool = True) -> Path:
-    """Write ``report.md``, ``metrics.csv``, ``timings.csv`` and the PNG plots to ``folder``.
+    """Write ``report.md``, ``metrics.csv``, ``timings.csv``, ``counts.csv`` and the PNG plots
+    to ``folder``.
 
     Returns
     -------
@@ -231,6 +267,7 @@ def write_report(results: Results, folder: str | Path, title: str = "recmeta eva
     folder.mkdir(parents=True, exist_ok=True)
     results.metrics.to_csv(folder / "metrics.csv", index=False)
     results.timings.to_csv(folder / "timings.csv", index=False)
+    results.counts.to_csv(folder / "counts.csv", index=False)
     images = []
     if plots:
         if (results.metrics.protocol == "melu").any():
