@@ -242,6 +242,35 @@ def test_cli_on_your_own_csv_with_string_ids(synthetic, tmp_path):
         assert metrics.value.notna().all()
 
 
+def test_report_of_your_own_csv_names_what_ran_and_how_many_users(synthetic, tmp_path):
+    """A --ratings run's report names the curves on that file (not the default protocols
+    and MovieLens sets, which did not run), and says how many users and query ratings each
+    seed scored, which is what says how noisy its figures are."""
+    synthetic.ratings.to_csv(tmp_path / "mine.csv", index=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["evaluate", "--ratings", str(tmp_path / "mine.csv"),
+                                       "--methods", "bias,popularity", "--ks", "0,3",
+                                       "--seeds", "0,1", "--no-plots", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    header = report.split("## ")[0]
+    assert "- `protocols`: ('curves',)" in header and "- `datasets`: ('mine',)" in header
+    assert "melu" not in header and "ml-1m" not in header and "ml-100k" not in header
+    assert "train_users" not in header  # MeLU's protocol's setting: it did not run
+    users, queries, ranked = [], [], []
+    for seed in (0, 1):
+        split = new_users(synthetic.ratings, np.random.default_rng(seed), 0.2, 3, 10, 100)
+        users.append(split.query.user_id.nunique())
+        queries.append(len(split.query))
+        ranked.append(split.candidates.groupby("user_id").relevant.any().sum())
+    counts = pd.read_csv(out / "counts.csv")
+    assert counts.users.tolist() == users and counts.query_ratings.tolist() == queries
+    assert counts.ranked_users.tolist() == ranked
+    cells = [f"{min(v)}" if min(v) == max(v) else f"{min(v)}–{max(v)}"
+             for v in (users, queries, ranked)]  # one figure, or the seeds' range
+    assert f"| curves | mine | every k | 2 | {' | '.join(cells)} |" in report
+
+
 def test_melu_report_counts_each_states_users(fake_melu):
     """Protocol (a) counts each state's scored users and query ratings (capped ones too)."""
     results = melu_states(fake_melu, ["bias"], seeds=(0,), n_query=5, max_users=6)

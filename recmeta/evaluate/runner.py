@@ -109,7 +109,12 @@ def own_data(ratings: Path, users: Path | None = None, items: Path | None = None
     user_table = pd.read_csv(users) if users else pd.DataFrame({C.USER: frame[C.USER].unique()})
     item_table = pd.read_csv(items) if items else pd.DataFrame({C.ITEM: frame[C.ITEM].unique()})
     return RatingData(frame[[C.USER, C.ITEM, C.RATING]], user_table, item_table,
-                      Path(ratings).stem)
+                      own_name(ratings))
+
+
+def own_name(ratings: Path) -> str:
+    """The data set name of your ratings file in the report: its name without ``.csv``."""
+    return Path(ratings).stem
 
 
 def _curves(data: RatingData, config: EvaluationConfig, progress) -> Results:
@@ -120,9 +125,23 @@ def _curves(data: RatingData, config: EvaluationConfig, progress) -> Results:
 
 
 def _notes(config: EvaluationConfig, seconds: float) -> str:
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
+    """The report's header: where and how long it ran, and the settings of what ran."""
+    settings = asdict(config) | _what_ran(config)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()
                 if v not in (None, {}, (), "") and k != "notes"}
     lines = [f"- `{k}`: {v}" for k, v in settings.items()]
     return (f"Run on {platform.machine()} / {platform.system()} with Python "
             f"{platform.python_version()} in {seconds / 60:.1f} min. {config.notes}\n\n"
             + "\n".join(lines))
+
+
+def _what_ran(config: EvaluationConfig) -> dict:
+    """The settings the header names in place of the config's: a ``ratings`` run is the
+    curves on that file alone, whatever ``protocols`` and ``datasets`` (their defaults, as a
+    rule) say; ``datasets`` are the curves' and ``train_users`` MeLU's, named only where
+    those ran. None: not named."""
+    if config.ratings is not None:
+        return {"protocols": ("curves",), "datasets": (own_name(config.ratings),),
+                "train_users": None}
+    return {"datasets": config.datasets if "curves" in config.protocols else None,
+            "train_users": config.train_users if "melu" in config.protocols else None}
