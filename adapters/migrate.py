@@ -21,10 +21,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 
 from recmeta.migrations import SCRIPT_LOCATION
 
-from .tables import VERSION_TABLE
+from .tables import VERSION_TABLE, metadata
 
 logger = logging.getLogger("recmeta")
 
@@ -58,6 +59,34 @@ def downgrade(engine: sa.Engine, revision: str) -> str | None:
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), revision)
     return current(engine)
+
+
+def rows_dropped(engine: sa.Engine, revision: str) -> dict[str, int]:
+    """The tables a downgrade to ``revision`` would drop that hold rows, with their counts.
+
+    Each migration names the tables its ``downgrade()`` drops (``drops_on_downgrade``).
+    Empty when nothing with rows would be dropped, and when ``revision`` is no downgrade
+    target from here (:func:`downgrade` then says why).
+    """
+    at = current(engine)
+    if at is None:
+        return {}
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        steps = list(script.iterate_revisions(at, revision, select_for_downgrade=True))
+    except RevisionError:
+        return {}
+    names = [name for step in steps for name in getattr(step.module, "drops_on_downgrade", ())]
+    existing = set(sa.inspect(engine).get_table_names())
+    counts = {}
+    with engine.connect() as connection:
+        for name in names:
+            if name in existing:
+                table = metadata.tables.get(name, sa.table(name))
+                rows = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+                if rows:
+                    counts[name] = rows
+    return counts
 
 
 def current(engine: sa.Engine) -> str | None:

@@ -15,6 +15,8 @@ revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+# the tables downgrade() drops: `recmeta db downgrade` asks before it drops rows
+drops_on_downgrade: tuple[str, ...] = ()
 
 
 def upgrade() -> None:

@@ -92,6 +92,64 @@ def test_db_commands(sqlite_url):
     assert result.exit_code == 2 and "not a database URL" in result.output
 
 
+def test_db_downgrade_takes_minus_one_as_its_help_says(sqlite_url):
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade", "--db", sqlite_url]).exit_code == 0
+    result = runner.invoke(main, ["db", "downgrade", "--db", sqlite_url, "-1"])
+    assert result.exit_code == 0 and "0001 (head is 0002" in result.output
+    result = runner.invoke(main, ["db", "downgrade", "-1", "--db", sqlite_url])
+    assert result.exit_code == 0 and "none (base)" in result.output
+    result = runner.invoke(main, ["db", "downgrade", "--db", sqlite_url, "--", "-1"])
+    assert result.exit_code == 2  # nothing left to downgrade; `--` still parses
+    result = runner.invoke(main, ["db", "downgrade", "-1", "--db", sqlite_url, "--bogus"])
+    assert result.exit_code == 2 and "No such option '--bogus'" in result.output
+
+
+def test_db_downgrade_that_drops_rows_asks_first(sqlite_url, monkeypatch):
+    engine = sa.create_engine(sqlite_url)
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO recmeta_interactions (user_id, item_id) "
+                             "VALUES ('u', 'i')"))
+    runner = CliRunner()
+    down = ["db", "downgrade", "base", "--db", sqlite_url]
+    # recmeta_runs and recmeta_recommendations are empty: one step down needs no --yes
+    assert migrate.rows_dropped(engine, "-1") == {}
+    assert migrate.rows_dropped(engine, "base") == {"recmeta_interactions": 1}
+    result = runner.invoke(main, down)  # not a terminal: no prompt, --yes needed
+    assert result.exit_code == 2, result.output
+    assert "drops recmeta_interactions (1 rows)" in result.output and "--yes" in result.output
+    assert migrate.current(engine) == "0002"
+    monkeypatch.setattr(sys.modules["recmeta.cli.db"], "stdin_is_terminal", lambda: True)
+    result = runner.invoke(main, down, input="n\n")
+    assert result.exit_code == 1 and "Go ahead?" in result.output
+    assert migrate.current(engine) == "0002" and tables(engine) >= OURS
+    result = runner.invoke(main, down, input="y\n")
+    assert result.exit_code == 0 and "none (base)" in result.output
+    assert not tables(engine) & OURS
+
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO recmeta_interactions (user_id, item_id) "
+                             "VALUES ('u', 'i')"))
+    monkeypatch.setattr(sys.modules["recmeta.cli.db"], "stdin_is_terminal", lambda: False)
+    result = runner.invoke(main, [*down, "--yes"])
+    assert result.exit_code == 0 and not tables(engine) & OURS
+
+
+def test_each_migration_names_the_tables_its_downgrade_drops(engine):
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    for step in reversed(list(script.walk_revisions())):
+        before = tables(engine)
+        migrate.upgrade(engine, step.revision)
+        created = tables(engine) - before - {VERSION_TABLE}
+        migrate.downgrade(engine, "-1")
+        migrate.upgrade(engine, step.revision)
+        assert set(step.module.drops_on_downgrade) == created, step.revision
+
+
 @pytest.mark.slow
 def test_upgrade_from_an_installed_wheel(tmp_path):
     """Build the wheel from a copy of the sources, install it (no deps) into a fresh virtual

@@ -14,6 +14,8 @@ revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# the tables downgrade() drops: `recmeta db downgrade` asks before it drops rows
+drops_on_downgrade: tuple[str, ...] = ("recmeta_models", "recmeta_interactions")
 
 
 def upgrade() -> None:

@@ -14,6 +14,8 @@ revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# the tables downgrade() drops: `recmeta db downgrade` asks before it drops rows
+drops_on_downgrade: tuple[str, ...] = ("recmeta_recommendations", "recmeta_runs")
 
 
 def upgrade() -> None:

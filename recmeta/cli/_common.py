@@ -174,3 +174,7 @@ def parse_params(pairs: tuple[str, ...]) -> dict:
 
 def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
