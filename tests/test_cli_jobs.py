@@ -21,6 +21,7 @@ from recmeta.adapters import migrate, runs
 from recmeta.adapters.scoring import NightlyJob, ScoreSettings
 from recmeta.adapters.sql import SqlSource
 from recmeta.cli import main
+from recmeta.cli._common import parse_params
 
 TABLES = ["--users", "app_users", "--items", "app_items"]
 
@@ -76,6 +77,29 @@ def test_train_from_a_file(tmp_path, sql_data):
 def test_train_bad_input_exits_2(filled_engine, db_url, tmp_path, args, message):
     result = invoke("train", "--db", db_url, "--out", tmp_path / "m", *args, ok=False)
     assert result.exit_code == 2 and message in result.output
+
+
+@pytest.mark.parametrize("value, parsed", [
+    ("(16,16)", (16, 16)), ("16,16", (16, 16)), ("[16, 16]", (16, 16)), ("(16,)", (16,)),
+    ("None", None), ("null", None), ("True", True), ("3", 3), ("1e-3", 0.001),
+    ("adam", "adam"), ("cuda:0", "cuda:0"), ('"3"', "3"), ("", ""),
+])
+def test_param_values_are_json_or_python_literals(value, parsed):
+    assert parse_params((f"key={value}",)) == {"key": parsed}
+
+
+def test_train_takes_the_tuples_and_none_its_messages_name(filled_engine, db_url, tmp_path):
+    # the message names a tuple, such as (64, 64): written so, or as 8,8, it is taken
+    result = invoke("train", "--db", db_url, *TABLES, "--out", tmp_path / "bad",
+                    "--param", "hidden=16", ok=False)
+    assert result.exit_code == 2 and "such as (64, 64)" in result.output
+    invoke("train", "--db", db_url, *TABLES, "--out", tmp_path / "m", "--param", "max_epochs=1",
+           "--param", "hidden=(8,4)", "--param", "embedding_dim=4",
+           "--param", "random_state=None")
+    assert MetaRecommender.load(tmp_path / "m").hidden == (8, 4)
+    invoke("train", "--db", db_url, *TABLES, "--out", tmp_path / "m2", "--param",
+           "max_epochs=1", "--param", "hidden=8,4", "--param", "embedding_dim=4")
+    assert MetaRecommender.load(tmp_path / "m2").hidden == (8, 4)
 
 
 def test_score_prints_json_and_writes(filled_engine, db_url, sql_model_dir):
@@ -164,6 +188,7 @@ FORKER = """
 import json, os, sys
 import recmeta.adapters.scoring
 from recmeta.cli import main
+from recmeta.cli._common import parse_params
 for line in sys.stdin:
     argv, log = json.loads(line)
     pid = os.fork()

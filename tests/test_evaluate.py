@@ -293,6 +293,13 @@ def test_cli_bad_input_exits_2(tmp_path):
     assert result.exit_code == 2 and "--data-dir" in result.output
 
 
+
+def test_cli_params_read_as_train_reads_them():
+    from recmeta.cli.evaluate import _params
+
+    assert _params(None, None, ("hidden=(8,8)", "random_state=None", "lr=1e-3")) == {
+        "hidden": (8, 8), "random_state": None, "lr": 0.001}
+
 # ------------------------------------------------------------------------ real data
 @pytest.mark.data
 def test_melu_classic_baselines_reproduce_the_reference_figures():

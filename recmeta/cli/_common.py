@@ -7,6 +7,7 @@ reached); 2 bad usage or input (a missing table or column, a bad option; nothing
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import sys
@@ -156,20 +157,29 @@ def note(message: str) -> None:
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict:
-    """``("max_epochs=3", "hidden=[32,32]")`` -> ``{"max_epochs": 3, "hidden": (32, 32)}``;
-    values are JSON where they parse as JSON, else strings."""
+    """``("max_epochs=3", "hidden=(32,32)")`` -> ``{"max_epochs": 3, "hidden": (32, 32)}``.
+
+    A value is read as JSON, else as a Python literal (``(32, 32)``, ``32,32``, ``None``,
+    ``True``), else kept as the string; a list becomes a tuple."""
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--param takes KEY=VALUE (e.g. --param max_epochs=10); got "
                              f"{pair!r}.")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        params[key.strip()] = tuple(parsed) if isinstance(parsed, list) else parsed
+        params[key.strip()] = parse_value(value)
     return params
+
+
+def parse_value(text: str):
+    """One ``--param`` value: JSON, else a Python literal, else the string itself."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            parsed = parse(text.strip())
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        return tuple(parsed) if isinstance(parsed, list) else parsed
+    return text
 
 
 def stderr_is_terminal() -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from ..evaluate.methods import METHODS
 from ..evaluate.protocols import KS
 from ..evaluate.runner import DATASETS, PROTOCOLS, EvaluationConfig, run
 from ..exceptions import DataError
-from ._common import JobError, UsageError
+from ._common import JobError, UsageError, parse_value
 
 
 def _ints(ctx, param, value: str) -> tuple[int, ...]:
@@ -38,10 +37,7 @@ def _params(ctx, param, values: tuple[str, ...]) -> dict:
         key, sep, raw = item.partition("=")
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE (e.g. max_epochs=10), got {item!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
+        out[key.strip()] = parse_value(raw)
     return out
 
 
@@ -69,7 +65,8 @@ def _params(ctx, param, values: tuple[str, ...]) -> dict:
               help="Support sizes of the curves.")
 @click.option("--param", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
               help="A MetaRecommender parameter for the neural methods (repeatable), "
-                   "e.g. --param max_epochs=10.")
+                   "e.g. --param max_epochs=10 --param hidden=32,32. Values are JSON or "
+                   "Python literals: (32, 32), None, True.")
 @click.option("--max-users", type=click.IntRange(min=1),
               help="Evaluate at most this many users per state / data set (quick runs).")
 @click.option("--max-train-users", type=click.IntRange(min=1),

@@ -41,7 +41,9 @@ RESUME_TAKES_NOTHING_ELSE = ("model", "n", "batch_size", "history", "include_see
               help="Model directory to write.")
 @click.option("--name", default=None, help="Name of the model in the registry.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="A MetaRecommender parameter, e.g. --param max_epochs=10 (repeatable).")
+              help="A MetaRecommender parameter, e.g. --param max_epochs=10 --param "
+                   "hidden=32,32 (repeatable). Values are JSON or Python literals: (32, 32), "
+                   "None, True.")
 @options(SOURCE_OPTIONS)
 @handle_errors
 def train(db_url, file, out, name, params, **source) -> None:
