@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -199,6 +200,9 @@ class NightlyJob:
             raise
         except BaseException as exc:
             error = _describe(exc)
+            # the frames it was raised through may hold an open cursor (a SIGTERM or SIGINT
+            # can land in a read): let it go, or on SQLite its lock blocks marking the run
+            traceback.clear_frames(exc.__traceback__)
             self._mark_failed(error)
             if not isinstance(exc, Exception):
                 raise
@@ -209,6 +213,12 @@ class NightlyJob:
         checkpoint = tally.checkpoint()
         runs.set_status(self.engine, self.run_id, runs.FINISHED, checkpoint=checkpoint)
         return self._summary(runs.FINISHED, checkpoint, None)
+
+    def summary(self) -> dict:
+        """The run's summary as the database holds it now: its status, error and committed
+        batches (after an interrupted :meth:`run`, what a resume continues from)."""
+        state = runs.load(self.engine, self.run_id)
+        return self._summary(state.status, state.checkpoint or {}, state.error)
 
     def _scorer(self) -> BatchScorer:
         """The catalogue, read once per process: candidates, else the item table, else the

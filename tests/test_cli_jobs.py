@@ -140,6 +140,56 @@ def test_broken_model_fails_before_anything_is_written(filled_engine, db_url, tm
             assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar() == 0
 
 
+@pytest.mark.parametrize("signum, where", [
+    (signal.SIGTERM, "scoring"), (signal.SIGINT, "scoring"), (signal.SIGTERM, "reading"),
+], ids=["SIGTERM", "SIGINT", "SIGTERM-mid-read"])
+def test_sigterm_or_sigint_marks_the_run_failed_prints_the_summary_and_resumes(
+        filled_engine, db_url, sql_model_dir, monkeypatch, signum, where):
+    from sqlalchemy.engine.default import DefaultDialect
+
+    from recmeta.adapters.batch import BatchScorer
+
+    args = ["--model", sql_model_dir, *TABLES, "-n", 3, "--batch-size", 8, "--no-progress"]
+    expected = runs.read(filled_engine, stdout_json(invoke("score", "--db", db_url,
+                                                          *args))["run_id"])
+    score, execute, calls = BatchScorer.score, DefaultDialect.do_execute, []
+
+    def signalled_in_batch_two(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signum)
+        return score(self, *a, **kw)
+
+    def signalled_in_the_user_read_of_batch_two(self, cursor, statement, *a, **kw):
+        execute(self, cursor, statement, *a, **kw)
+        if statement.startswith("SELECT app_users.user_id AS user_id"):
+            calls.append(1)
+            if len(calls) == 2:  # its cursor is open: the run is marked failed all the same
+                os.kill(os.getpid(), signum)
+
+    # had the command no handler of its own, SIGTERM would end pytest: note it instead
+    unhandled = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: unhandled.append(1))
+    if where == "scoring":
+        monkeypatch.setattr(BatchScorer, "score", signalled_in_batch_two)
+    else:
+        monkeypatch.setattr(DefaultDialect, "do_execute", signalled_in_the_user_read_of_batch_two)
+    try:
+        result = invoke("score", "--db", db_url, *args, ok=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        monkeypatch.undo()
+    assert not unhandled and result.exit_code == 1, result.output
+    summary = stdout_json(result)  # the summary, as a failed batch prints it
+    run_id = summary["run_id"]
+    assert summary["status"] == "failed" and summary["users"]["seen"] == 8
+    assert f"--resume {run_id}" in result.stderr
+    assert runs.load(filled_engine, run_id).status == "failed"
+    resumed = stdout_json(invoke("score", "--db", db_url, "--resume", run_id))
+    assert resumed["status"] == "finished" and resumed["users"]["scored"] == 40
+    pd.testing.assert_frame_equal(runs.read(filled_engine, run_id), expected, check_exact=True)
+
+
 def test_resume_takes_the_runs_own_options(filled_engine, db_url):
     result = invoke("score", "--db", db_url, "--resume", 1, "-n", 5, "--users", "u",
                     ok=False)

@@ -8,6 +8,9 @@ Exit codes: 0 success; 1 the job failed (a run is marked failed, resume it with
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from pathlib import Path
 
 import click
@@ -112,9 +115,10 @@ def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, r
     model nor --items knows, are dropped; a user left with no history is scored by the
     meta-learned initialisation on its features (or skipped with --skip-cold).
 
-    Exit codes: 0 finished; 1 failed (the run is marked failed: fix the cause, then
-    --resume RUN_ID; also when the database cannot be reached); 2 bad usage or input
-    (a missing table or column, an unknown model or run; nothing written).
+    Exit codes: 0 finished; 1 failed, or stopped by SIGTERM or SIGINT (the run is marked
+    failed and the summary printed: fix the cause, then --resume RUN_ID; also when the
+    database cannot be reached); 2 bad usage or input (a missing table or column, an
+    unknown model or run; nothing written).
     """
     from recmeta.adapters.runs import RunConflict
     from recmeta.adapters.scoring import JobFailed, NightlyJob, ScoreSettings
@@ -131,13 +135,46 @@ def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, r
     note(f"run {job.run_id} {'resumed' if job.resumed else 'started'} with model "
          f"{job.entry.id} (resume it with --resume {job.run_id})")
     try:
-        summary = job.run(progress)
+        with _sigterm_raises():
+            summary = job.run(progress)
     except JobFailed as exc:
         print_json(exc.summary)
         raise JobError(str(exc)) from None
     except RunConflict as exc:
         raise JobError(str(exc)) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        # the run marked itself failed, as for any error; its committed batches stand
+        summary = job.summary()
+        print_json(summary)
+        if summary["status"] != "finished":
+            name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+            raise JobError(f"Run {job.run_id} stopped by {name}. Resume it with --resume "
+                           f"{job.run_id}.") from None
+        return
     print_json(summary)
+
+
+class Terminated(BaseException):
+    """SIGTERM (what systemd and Kubernetes send), raised like KeyboardInterrupt for SIGINT."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While inside, SIGTERM raises :class:`Terminated` (once; a second one is ignored while
+    the run is marked failed). Only the main thread can set a handler; elsewhere, nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _only_resume(ctx: click.Context, source_names: list[str]) -> None:
