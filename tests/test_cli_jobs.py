@@ -107,11 +107,29 @@ def test_score_prints_json_and_writes(filled_engine, db_url, sql_model_dir):
                     "--batch-size", 16, "--progress")
     summary = stdout_json(result)
     assert summary["status"] == "finished" and summary["users"]["scored"] == 40
+    assert summary["warnings"] == [] and "warning" not in result.stderr
     assert "run 1 started" in result.stderr and "--resume 1" in result.stderr
     assert "user/s" in result.stderr and "/40 " in result.stderr  # the bar, on stderr only
     assert len(runs.read(filled_engine, summary["run_id"])) == 120
     again = invoke("score", "--db", db_url, "--resume", summary["run_id"])
     assert stdout_json(again)["recommendations_written"] == 120
+
+
+def test_score_that_reads_no_interactions_says_which_options_map_them(engine, db_url,
+                                                                      sql_model_dir,
+                                                                      sql_data):
+    migrate.upgrade(engine)  # recmeta's own interactions table: there, and empty
+    sql_data.users.to_sql("app_users", engine, index=False)
+    result = invoke("score", "--db", db_url, "--model", sql_model_dir)
+    summary = stdout_json(result)
+    assert summary["status"] == "finished" and summary["users"]["seen"] == 0
+    [warning] = summary["warnings"]
+    assert "no interactions were read from table 'recmeta_interactions'" in warning
+    assert "--interactions, --user-col" in warning and warning in result.stderr
+    # users from a feature table, scored cold: still no interactions read, still said
+    summary = stdout_json(invoke("score", "--db", db_url, "--model", sql_model_dir,
+                                 "--users", "app_users"))
+    assert summary["users"]["cold_start"] == 40 and len(summary["warnings"]) == 1
 
 
 @pytest.mark.parametrize("args, message", [

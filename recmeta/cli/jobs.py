@@ -108,7 +108,8 @@ def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, r
     Each batch's rows and the run's checkpoint commit in one transaction, so a run killed
     at any point resumes (--resume RUN_ID) to exactly the rows of an uninterrupted run.
     Prints a JSON summary on stdout: users scored and skipped (and why), history rows
-    dropped (and why), recommendations written, timings.
+    dropped (and why), recommendations written, timings, and warnings (also on stderr: a
+    run that read no interactions at all names the options that map your tables).
 
     Users come from --users when given (so users without history are scored too), else
     from the interactions. History rows with a NULL/NaN rating, or an item neither the
@@ -138,20 +139,37 @@ def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, r
         with _sigterm_raises():
             summary = job.run(progress)
     except JobFailed as exc:
-        print_json(exc.summary)
+        print_json(_warned(job, exc.summary))
         raise JobError(str(exc)) from None
     except RunConflict as exc:
         raise JobError(str(exc)) from None
     except (KeyboardInterrupt, Terminated) as exc:
         # the run marked itself failed, as for any error; its committed batches stand
         summary = job.summary()
-        print_json(summary)
+        print_json(_warned(job, summary))
         if summary["status"] != "finished":
             name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
             raise JobError(f"Run {job.run_id} stopped by {name}. Resume it with --resume "
                            f"{job.run_id}.") from None
         return
-    print_json(summary)
+    print_json(_warned(job, summary))
+
+
+def _warned(job, summary: dict) -> dict:
+    """``summary`` with its ``warnings`` (also noted on stderr): a finished run that read no
+    interactions at all most likely read the wrong table (e.g. recmeta's own, empty one)."""
+    warnings = []
+    if summary["status"] == "finished" and summary["history_rows"]["read"] == 0:
+        where = job.source.interactions
+        warnings.append(
+            f"no interactions were read from table {where.table!r} (user column "
+            f"{where.user!r}, item column {where.item!r}): {summary['users']['seen']} users "
+            f"seen, none with a history. If your interactions are elsewhere, map them with "
+            f"--interactions, --user-col, --item-col, --rating-col and --time-col (and "
+            f"--users/--items for the feature tables).")
+    for warning in warnings:
+        note(f"warning: {warning}")
+    return {**summary, "warnings": warnings}
 
 
 class Terminated(BaseException):
