@@ -192,6 +192,7 @@ class NightlyJob:
             tally.catalogue(scorer)
             with self.engine.connect() as conn:
                 total = self.reader.count_users(conn)
+                tally.not_in_users_table = self.reader.count_users_without_row(conn)
             with tqdm(total=total, initial=tally.counts.users_seen, unit="user",
                       desc=f"run {self.run_id}", leave=False,
                       disable=None if progress is None else not progress) as bar:
@@ -279,6 +280,7 @@ class Progress:
     started: float = dataclasses.field(default_factory=time.perf_counter)
     n_candidates: int | None = None
     candidates_dropped: int = 0
+    not_in_users_table: int = 0
 
     @classmethod
     def resume(cls, checkpoint: dict | None) -> Progress:
@@ -302,6 +304,7 @@ class Progress:
         return {"last_user": self.last_user, "counts": self.counts.to_dict(),
                 "timings_s": dict(self.timings), "n_candidates": self.n_candidates,
                 "candidates_dropped": self.candidates_dropped,
+                "not_in_users_table": self.not_in_users_table,
                 "elapsed_s": self.elapsed_before + time.perf_counter() - self.started}
 
 
@@ -316,7 +319,8 @@ def summary(run_id: int, model_id: int, status: str, resumed: bool, checkpoint: 
         "users": {"seen": c.users_seen, "scored": c.users_scored, "new": c.users_new,
                   "cold_start": c.users_cold,
                   "skipped": {"no_history": c.skipped_no_history,
-                              "no_candidates": c.skipped_no_candidates}},
+                              "no_candidates": c.skipped_no_candidates},
+                  "not_in_users_table": checkpoint.get("not_in_users_table", 0)},
         "history_rows": {"read": c.rows_read, "used": c.rows_used,
                          "dropped": {"null_rating": c.dropped_null_rating,
                                      "unknown_item": c.dropped_unknown_item,

@@ -163,6 +163,19 @@ class SqlReader:
         distinct = sa.select(key).distinct().subquery()
         return int(conn.execute(sa.select(sa.func.count()).select_from(distinct)).scalar_one())
 
+    def count_users_without_row(self, conn: sa.Connection) -> int:
+        """Users with interactions but no row in the users table: with a users table, the
+        job scores the users it lists, so these are not scored, and the summary counts them
+        (a users table that lags behind the events). Ids are compared as text, as the two
+        tables may type them differently. 0 without a users table."""
+        if "user" not in self.entities:
+            return 0
+        key = self.entities["user"].key
+        listed = sa.select(sa.cast(key, sa.String)).where(key.is_not(None))
+        query = sa.select(sa.func.count(sa.distinct(self.user))).where(
+            self.user.is_not(None), sa.cast(self.user, sa.String).not_in(listed))
+        return int(conn.execute(query).scalar_one())
+
     def next_users(self, conn: sa.Connection, after, size: int) -> list:
         """The next ``size`` user ids in id order after ``after`` (None: from the first)."""
         key = self._user_ids()

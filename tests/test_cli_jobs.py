@@ -370,3 +370,15 @@ def test_sigkill_at_random_points_then_resume_gives_the_same_rows(engine, db_url
     summary = json.loads(log.read_text().split("\n", 1)[1])  # after the stderr note
     assert summary["status"] == "finished" and summary["users"]["scored"] == 120
     pd.testing.assert_frame_equal(runs.read(engine, run_id), expected, check_exact=True)
+
+
+def test_score_says_how_many_users_the_users_table_lacks(filled_engine, db_url,
+                                                         sql_model_dir):
+    with filled_engine.begin() as conn:  # a users table that lags behind the events
+        conn.execute(sa.text("DELETE FROM app_users WHERE user_id IN (1, 2)"))
+    result = invoke("score", "--db", db_url, "--model", sql_model_dir, *TABLES, "-n", 3)
+    summary = stdout_json(result)
+    assert summary["users"]["scored"] == 38 and summary["users"]["not_in_users_table"] == 2
+    [warning] = summary["warnings"]
+    assert warning.startswith("2 user(s) with interactions have no row in the users table "
+                              "('app_users')") and warning in result.stderr

@@ -113,12 +113,15 @@ def test_imperfect_rows_and_users_are_counted(filled_engine, sql_model_dir, sql_
     summary = score(filled_engine, sql_model_dir)
     users, dropped = summary["users"], summary["history_rows"]["dropped"]
     assert dropped == {"null_rating": 1, "unknown_item": 1, "duplicate": 1}
-    # the users table drives the users: 5000 and 5001 are not in it; 6000 has no history
+    # the users table drives the users: 5000 and 5001 are not in it (counted); 6000 has no
+    # history
     assert users["seen"] == users["scored"] == len(sql_data.users) + 1
+    assert users["not_in_users_table"] == 2
     assert users["cold_start"] == 1 and users["new"] == 1
     skipping = score(filled_engine, sql_model_dir, skip_cold=True)
     assert skipping["users"]["skipped"]["no_history"] == 1
     by_interactions = score(filled_engine, sql_model_dir, source=SqlSource())
+    assert by_interactions["users"]["not_in_users_table"] == 0  # no users table: all scored
     assert by_interactions["users"]["new"] == 2  # 5000 (one usable row) and 5001 (none)
     assert by_interactions["users"]["cold_start"] == 1
     assert by_interactions["history_rows"]["dropped"]["null_rating"] == 2

@@ -167,6 +167,11 @@ def _warned(job, summary: dict) -> dict:
             f"seen, none with a history. If your interactions are elsewhere, map them with "
             f"--interactions, --user-col, --item-col, --rating-col and --time-col (and "
             f"--users/--items for the feature tables).")
+    missing = summary["users"].get("not_in_users_table", 0)
+    if missing:
+        warnings.append(
+            f"{missing} user(s) with interactions have no row in the users table "
+            f"({job.source.users.table!r}), which decides who is scored: they were not scored.")
     for warning in warnings:
         note(f"warning: {warning}")
     return {**summary, "warnings": warnings}
