@@ -291,7 +291,13 @@ def test_cli_bad_input_exits_2(tmp_path):
     assert result.exit_code == 2 and "unknown ['magic']" in result.output
     result = CliRunner(env={"RECMETA_DATA": None}).invoke(main, ["evaluate"])
     assert result.exit_code == 2 and "--data-dir" in result.output
-
+    # with --ratings, MovieLens' protocols and data sets would be ignored: said, not ignored
+    (tmp_path / "ok.csv").write_text("user_id,item_id,rating\n1,2,3\n")
+    result = CliRunner().invoke(main, ["evaluate", "--ratings", str(tmp_path / "ok.csv"),
+                                       "--protocol", "melu"])
+    assert result.exit_code == 2 and "--protocol choose among MovieLens'" in result.output
+    result = CliRunner().invoke(main, ["evaluate", "--items", str(tmp_path / "ok.csv")])
+    assert result.exit_code == 2 and "give --ratings too" in result.output
 
 
 def test_cli_params_read_as_train_reads_them():

@@ -87,6 +87,7 @@ def evaluate(data_dir, protocols, datasets, ratings, users, items, methods, seed
     Runs MeLU's four-state protocol and the new-user support-size curves on MovieLens (or
     the curves on your own ratings), prints the tables and writes Markdown + PNG plots.
     """
+    _check_own_data(ratings, users, items)
     if quick:
         seeds, max_users = seeds[:1], max_users or 200
         params = {"max_epochs": 3, **params}
@@ -103,3 +104,18 @@ def evaluate(data_dir, protocols, datasets, ratings, users, items, methods, seed
         raise JobError(str(exc)) from None
     click.echo(path.read_text(encoding="utf-8"))
     click.echo(f"Report written to {path}", err=True)
+
+
+def _check_own_data(ratings, users, items) -> None:
+    """With --ratings only the curves run, on that file: options that choose MovieLens'
+    protocols or data sets, given on the command line, would be ignored, so say so."""
+    ctx = click.get_current_context()
+    given = [f"--{name}" for name in ("protocol", "dataset")
+             if ctx.get_parameter_source(name + "s") is not click.core.ParameterSource.DEFAULT]
+    if ratings is not None and given:
+        raise UsageError(f"{' and '.join(given)} choose among MovieLens' protocols and data "
+                         f"sets; with --ratings the support-size curves run on your file "
+                         f"alone. Leave {' and '.join(given)} out.")
+    if ratings is None and (users or items):
+        raise UsageError("--users and --items describe the users and items of --ratings; "
+                         "give --ratings too (MovieLens brings its own features).")
