@@ -31,7 +31,8 @@ from torch.nn import functional as F
 
 Params = dict[str, Tensor]
 OBJECTIVES = ("squared", "binary")  # what the inner steps descend
-META_LOSSES = ("squared", "absolute")  # what meta-training may score ratings by
+META_LOSSES = ("squared", "absolute", "huber")  # what meta-training may score ratings by
+HUBER_DELTA = 1.0  # "huber": squared error within one rating point of the truth, absolute past it
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,15 @@ class InnerLoop:
 
 
 def pointwise_loss(pred: Tensor, target: Tensor, objective: str) -> Tensor:
-    """Per-row loss: ``(pred - y)^2`` for ratings (``|pred - y|`` for ``"absolute"``, a
-    meta-loss only), logistic loss on logits for 0/1 feedback."""
+    """Per-row loss: ``(pred - y)^2`` for ratings (``|pred - y|`` for ``"absolute"`` and
+    Huber's ``e^2 / 2`` within ``HUBER_DELTA`` of y, ``|e| - 1/2`` past it, for ``"huber"``:
+    meta-losses only), logistic loss on logits for 0/1 feedback."""
     if objective == "squared":
         return (pred - target) ** 2
     if objective == "absolute":
         return (pred - target).abs()
+    if objective == "huber":
+        return F.huber_loss(pred, target, reduction="none", delta=HUBER_DELTA)
     return F.binary_cross_entropy_with_logits(pred, target, reduction="none")
 
 

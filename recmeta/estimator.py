@@ -75,16 +75,17 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         "auto" picks "binary" when ``y`` holds only 0 and 1, and warns when ``y`` looks
         like counts (whole numbers past 10, most often the least), which it fits as ratings:
         to rank what a user will interact with, fit ``y = 1`` for every row.
-    meta_loss : {"auto", "absolute", "squared"}, default="auto"
+    meta_loss : {"auto", "absolute", "squared", "huber"}, default="auto"
         What meta-training scores each user's held-out ratings by, after adapting on the
         rest, and what early stopping watches; the inner steps always descend squared error.
         "absolute" trains for mean absolute error (MAE): adapted predictions move toward
         the median of what a user would rate an item rather than the mean, which lowers MAE
-        and raises RMSE; "squared" trains for RMSE. "auto" is "absolute" for ratings: on
-        validation users carved from MeLU's warm state (``benchmarks/tune_validation.py``;
-        docs/evaluation.md gives the figures) it gave a lower MAE than "squared" in both seeds
-        tried, and a higher RMSE. With 0/1 feedback meta-training uses the logistic loss
-        and only "auto" is accepted.
+        and raises RMSE; "squared" trains for RMSE; "huber" is Huber's loss, squared error
+        within one rating point of the truth and absolute error past it. "auto" is
+        "absolute" for ratings: on validation users carved from MeLU's warm state
+        (``benchmarks/tune_validation.py``; docs/evaluation.md gives the figures) it gave a
+        lower MAE than "squared" in both seeds tried, and a higher RMSE. With 0/1 feedback
+        meta-training uses the logistic loss and only "auto" is accepted.
     rank_weight : float, default=0.0
         Weight of a listwise term in meta-training's loss: ListNet's cross-entropy between
         the softmax of each user's held-out ratings and that of the adapted predictions,

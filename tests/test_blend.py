@@ -72,7 +72,7 @@ def test_mix_blends_known_items_only():
     torch.testing.assert_close(mixed, torch.tensor([[2.0, 2.0, 1.0]]))
 
 
-@pytest.mark.parametrize("meta_loss", ["auto", "squared"])
+@pytest.mark.parametrize("meta_loss", ["auto", "squared", "huber"])
 def test_auto_weight_is_the_least_validation_loss(data, monkeypatch, meta_loss):
     """The weight is the one of :data:`GRID` with the least meta-loss of the users held out
     for early stopping, on early stopping's own episodes."""
@@ -86,7 +86,7 @@ def test_auto_weight_is_the_least_validation_loss(data, monkeypatch, meta_loss):
 
     monkeypatch.setattr(fitting, "blend_losses", spy)
     model = MetaRecommender(meta_loss=meta_loss, **FAST).fit(data.X, data.y)
-    assert scored_by == ["absolute" if meta_loss == "auto" else "squared"]
+    assert scored_by == ["absolute" if meta_loss == "auto" else meta_loss]
     losses = model.blend_losses_
     assert len(losses) == len(GRID)
     assert model.blend_weight_ == GRID[int(np.argmin(losses))]
