@@ -3,6 +3,9 @@
 This module holds the policy for imperfect data, applied the same way to every batch and
 counted in the job's summary:
 
+- an interaction whose user id is NULL belongs to no user and is never read: the job
+  counts them over the whole table, once per run (``null_user_id``);
+- a history row whose item id is NULL is dropped (``null_item_id``);
 - a history row whose rating is NULL, NaN or not a number is dropped (``null_rating``);
 - a history row whose item the model does not know, and that no item table describes, is
   dropped (``unknown_item``); an item the item table describes is new, and is encoded
@@ -78,6 +81,7 @@ class Counts:
     skipped_no_candidates: int = 0
     rows_read: int = 0
     rows_used: int = 0
+    dropped_null_item: int = 0
     dropped_null_rating: int = 0
     dropped_unknown_item: int = 0
     dropped_duplicate: int = 0
@@ -192,7 +196,9 @@ class BatchScorer:
     def _clean(self, history: pd.DataFrame, counts: Counts) -> pd.DataFrame:
         """Apply the row policy of the module docstring; rename to the model's columns."""
         s, model = self.schema, self.model
-        frame = history.copy()
+        no_item = history[C.ITEM].isna().to_numpy()
+        counts.dropped_null_item = int(no_item.sum())
+        frame = history.loc[~no_item].copy()
         frame[C.USER] = align_ids(frame[C.USER], model.users_.ids)
         frame[C.ITEM] = align_ids(frame[C.ITEM], model.items_.ids)
         bad = ~np.isfinite(frame[C.RATING].to_numpy(dtype=np.float64, na_value=np.nan))

@@ -193,6 +193,7 @@ class NightlyJob:
             with self.engine.connect() as conn:
                 total = self.reader.count_users(conn)
                 tally.not_in_users_table = self.reader.count_users_without_row(conn)
+                tally.null_user_id = self.reader.count_rows_without_user(conn)
             with tqdm(total=total, initial=tally.counts.users_seen, unit="user",
                       desc=f"run {self.run_id}", leave=False,
                       disable=None if progress is None else not progress) as bar:
@@ -281,6 +282,7 @@ class Progress:
     n_candidates: int | None = None
     candidates_dropped: int = 0
     not_in_users_table: int = 0
+    null_user_id: int = 0
 
     @classmethod
     def resume(cls, checkpoint: dict | None) -> Progress:
@@ -305,6 +307,7 @@ class Progress:
                 "timings_s": dict(self.timings), "n_candidates": self.n_candidates,
                 "candidates_dropped": self.candidates_dropped,
                 "not_in_users_table": self.not_in_users_table,
+                "null_user_id": self.null_user_id,
                 "elapsed_s": self.elapsed_before + time.perf_counter() - self.started}
 
 
@@ -322,7 +325,9 @@ def summary(run_id: int, model_id: int, status: str, resumed: bool, checkpoint: 
                               "no_candidates": c.skipped_no_candidates},
                   "not_in_users_table": checkpoint.get("not_in_users_table", 0)},
         "history_rows": {"read": c.rows_read, "used": c.rows_used,
-                         "dropped": {"null_rating": c.dropped_null_rating,
+                         "dropped": {"null_user_id": checkpoint.get("null_user_id", 0),
+                                     "null_item_id": c.dropped_null_item,
+                                     "null_rating": c.dropped_null_rating,
                                      "unknown_item": c.dropped_unknown_item,
                                      "duplicate": c.dropped_duplicate}},
         "candidates": {"items": checkpoint.get("n_candidates"),

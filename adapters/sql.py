@@ -160,7 +160,7 @@ class SqlReader:
 
     def count_users(self, conn: sa.Connection) -> int:
         key = self._user_ids()
-        distinct = sa.select(key).distinct().subquery()
+        distinct = sa.select(key).where(key.is_not(None)).distinct().subquery()
         return int(conn.execute(sa.select(sa.func.count()).select_from(distinct)).scalar_one())
 
     def count_users_without_row(self, conn: sa.Connection) -> int:
@@ -174,6 +174,12 @@ class SqlReader:
         listed = sa.select(sa.cast(key, sa.String)).where(key.is_not(None))
         query = sa.select(sa.func.count(sa.distinct(self.user))).where(
             self.user.is_not(None), sa.cast(self.user, sa.String).not_in(listed))
+        return int(conn.execute(query).scalar_one())
+
+    def count_rows_without_user(self, conn: sa.Connection) -> int:
+        """Interactions whose user id is NULL: they belong to no user, so no batch reads
+        them; the summary counts them, over the whole table (``null_user_id``)."""
+        query = sa.select(sa.func.count()).select_from(self.table).where(self.user.is_(None))
         return int(conn.execute(query).scalar_one())
 
     def next_users(self, conn: sa.Connection, after, size: int) -> list:

@@ -112,3 +112,20 @@ def filled_engine(engine, sql_data):
     sql_data.users.to_sql("app_users", engine, index=False)
     sql_data.items.to_sql("app_items", engine, index=False)
     return engine
+
+
+@pytest.fixture
+def null_id_engine(filled_engine):
+    """:func:`filled_engine` plus ``events``: its interactions and five rows lacking an id,
+    as an application's own table may hold them (recmeta's refuses NULL ids): three without
+    a user id, two without an item id (users 3 and 4, the latter's rating NULL too)."""
+    import sqlalchemy as sa
+
+    with filled_engine.begin() as conn:
+        conn.execute(sa.text('CREATE TABLE events AS SELECT user_id, item_id, rating, '
+                             '"timestamp" FROM recmeta_interactions'))
+        conn.execute(sa.text(
+            "INSERT INTO events VALUES (NULL, '1', 4, 2000000000), (NULL, '2', 5, 2000000000), "
+            "(NULL, NULL, 3, 2000000000), ('3', NULL, 4, 2000000000), "
+            "('4', NULL, NULL, 2000000000)"))
+    return filled_engine

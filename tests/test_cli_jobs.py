@@ -382,3 +382,18 @@ def test_score_says_how_many_users_the_users_table_lacks(filled_engine, db_url,
     [warning] = summary["warnings"]
     assert warning.startswith("2 user(s) with interactions have no row in the users table "
                               "('app_users')") and warning in result.stderr
+
+
+def test_score_warns_of_rows_without_a_user_or_item_id(null_id_engine, db_url, sql_model_dir):
+    result = invoke("score", "--db", db_url, "--model", sql_model_dir, "--interactions",
+                    "events", "-n", 3, "--progress")
+    summary = stdout_json(result)
+    assert summary["users"]["scored"] == 40 and "/40 " in result.stderr  # NULL is no user
+    dropped = summary["history_rows"]["dropped"]
+    assert dropped["null_user_id"] == 3 and dropped["null_item_id"] == 2
+    assert summary["warnings"] == [
+        "3 row(s) of table 'events' have a NULL user id (column 'user_id'): they belong to "
+        "no user, and were not read.",
+        "2 history row(s) read from table 'events' have a NULL item id (column 'item_id'): "
+        "they were dropped."]
+    assert all(f"warning: {w}" in result.stderr for w in summary["warnings"])

@@ -112,7 +112,8 @@ def test_imperfect_rows_and_users_are_counted(filled_engine, sql_model_dir, sql_
                                                     if_exists="append", index=False)
     summary = score(filled_engine, sql_model_dir)
     users, dropped = summary["users"], summary["history_rows"]["dropped"]
-    assert dropped == {"null_rating": 1, "unknown_item": 1, "duplicate": 1}
+    assert dropped == {"null_user_id": 0, "null_item_id": 0, "null_rating": 1,
+                       "unknown_item": 1, "duplicate": 1}
     # the users table drives the users: 5000 and 5001 are not in it (counted); 6000 has no
     # history
     assert users["seen"] == users["scored"] == len(sql_data.users) + 1
@@ -125,6 +126,35 @@ def test_imperfect_rows_and_users_are_counted(filled_engine, sql_model_dir, sql_
     assert by_interactions["users"]["new"] == 2  # 5000 (one usable row) and 5001 (none)
     assert by_interactions["users"]["cold_start"] == 1
     assert by_interactions["history_rows"]["dropped"]["null_rating"] == 2
+
+
+def test_rows_without_a_user_or_item_id_are_counted_and_kept_across_resume(
+        null_id_engine, sql_model_dir, sql_data, monkeypatch):
+    source = SqlSource(Interactions("events"), items=Entities("app_items", C.ITEM))
+    real, calls = runs.advance, []
+
+    def flaky(conn, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("connection lost"))
+        return real(conn, *args)
+
+    monkeypatch.setattr(runs, "advance", flaky)
+    job = NightlyJob.start(null_id_engine, source, str(sql_model_dir), ScoreSettings(5, 7))
+    with pytest.raises(JobFailed) as failure:
+        job.run(progress=False)
+    assert failure.value.summary["history_rows"]["dropped"]["null_user_id"] == 3
+    monkeypatch.setattr(runs, "advance", real)
+    summary = NightlyJob.resume(null_id_engine, job.run_id).run(progress=False)
+    # a NULL user id is no user; users 3 and 4 keep their other rows
+    assert summary["users"]["seen"] == summary["users"]["scored"] == len(sql_data.users)
+    assert summary["history_rows"]["read"] == len(sql_data.interactions) + 2
+    assert summary["history_rows"]["dropped"] == {
+        "null_user_id": 3, "null_item_id": 2, "null_rating": 0, "unknown_item": 0,
+        "duplicate": 0}
+    assert summary["history_rows"]["used"] == len(sql_data.interactions)
+    again = NightlyJob.resume(null_id_engine, job.run_id).run(progress=False)
+    assert again["history_rows"]["dropped"] == summary["history_rows"]["dropped"]
 
 
 def test_candidate_table_narrows_the_ranking(filled_engine, sql_model_dir):

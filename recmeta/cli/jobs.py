@@ -112,9 +112,10 @@ def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, r
     run that read no interactions at all names the options that map your tables).
 
     Users come from --users when given (so users without history are scored too), else
-    from the interactions. History rows with a NULL/NaN rating, or an item neither the
-    model nor --items knows, are dropped; a user left with no history is scored by the
-    meta-learned initialisation on its features (or skipped with --skip-cold).
+    from the interactions. History rows with a NULL user or item id, a NULL/NaN rating, or
+    an item neither the model nor --items knows, are dropped; a user left with no history
+    is scored by the meta-learned initialisation on its features (or skipped with
+    --skip-cold).
 
     Exit codes: 0 finished; 1 failed, or stopped by SIGTERM or SIGINT (the run is marked
     failed and the summary printed: fix the cause, then --resume RUN_ID; also when the
@@ -157,10 +158,11 @@ def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, r
 
 def _warned(job, summary: dict) -> dict:
     """``summary`` with its ``warnings`` (also noted on stderr): a finished run that read no
-    interactions at all most likely read the wrong table (e.g. recmeta's own, empty one)."""
+    interactions at all most likely read the wrong table (e.g. recmeta's own, empty one);
+    users the users table lacks, and rows without a user or item id, are data to fix."""
     warnings = []
+    where = job.source.interactions
     if summary["status"] == "finished" and summary["history_rows"]["read"] == 0:
-        where = job.source.interactions
         warnings.append(
             f"no interactions were read from table {where.table!r} (user column "
             f"{where.user!r}, item column {where.item!r}): {summary['users']['seen']} users "
@@ -172,6 +174,15 @@ def _warned(job, summary: dict) -> dict:
         warnings.append(
             f"{missing} user(s) with interactions have no row in the users table "
             f"({job.source.users.table!r}), which decides who is scored: they were not scored.")
+    dropped = summary["history_rows"]["dropped"]
+    if dropped.get("null_user_id"):
+        warnings.append(
+            f"{dropped['null_user_id']} row(s) of table {where.table!r} have a NULL user id "
+            f"(column {where.user!r}): they belong to no user, and were not read.")
+    if dropped.get("null_item_id"):
+        warnings.append(
+            f"{dropped['null_item_id']} history row(s) read from table {where.table!r} have a "
+            f"NULL item id (column {where.item!r}): they were dropped.")
     for warning in warnings:
         note(f"warning: {warning}")
     return {**summary, "warnings": warnings}
