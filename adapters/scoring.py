@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("recmeta")
 
+TABLE_NAMES = {"user": "users", "item": "items", "candidates": "candidates"}  # in the summary
+
 
 class JobFailed(RuntimeError):
     """A batch failed: its transaction was rolled back and the run marked failed.
@@ -192,8 +194,7 @@ class NightlyJob:
             tally.catalogue(scorer)
             with self.engine.connect() as conn:
                 total = self.reader.count_users(conn)
-                tally.not_in_users_table = self.reader.count_users_without_row(conn)
-                tally.null_user_id = self.reader.count_rows_without_user(conn)
+                tally.survey(self.reader, conn)
             with tqdm(total=total, initial=tally.counts.users_seen, unit="user",
                       desc=f"run {self.run_id}", leave=False,
                       disable=None if progress is None else not progress) as bar:
@@ -283,6 +284,7 @@ class Progress:
     candidates_dropped: int = 0
     not_in_users_table: int = 0
     null_user_id: int = 0
+    feature_tables: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def resume(cls, checkpoint: dict | None) -> Progress:
@@ -296,6 +298,16 @@ class Progress:
         self.n_candidates, self.candidates_dropped = (scorer.n_candidates(),
                                                       scorer.candidates_dropped)
 
+    def survey(self, reader: SqlReader, conn: sa.Connection) -> None:
+        """What no batch sees, counted over whole tables once per run: users the users table
+        lacks, interactions without a user id, keys on more than one row of a feature table."""
+        self.not_in_users_table = reader.count_users_without_row(conn)
+        self.null_user_id = reader.count_rows_without_user(conn)
+        self.feature_tables = {
+            TABLE_NAMES[side]: {"duplicate_keys": count,
+                                "first_duplicates": [_jsonable_id(k) for k in first]}
+            for side, (count, first) in reader.duplicate_keys(conn).items()}
+
     def add(self, last_user, counts: Counts, **seconds: float) -> None:
         self.last_user = _jsonable_id(last_user)
         self.counts += counts
@@ -308,6 +320,7 @@ class Progress:
                 "candidates_dropped": self.candidates_dropped,
                 "not_in_users_table": self.not_in_users_table,
                 "null_user_id": self.null_user_id,
+                "feature_tables": self.feature_tables,
                 "elapsed_s": self.elapsed_before + time.perf_counter() - self.started}
 
 
@@ -332,6 +345,7 @@ def summary(run_id: int, model_id: int, status: str, resumed: bool, checkpoint: 
                                      "duplicate": c.dropped_duplicate}},
         "candidates": {"items": checkpoint.get("n_candidates"),
                        "dropped_unknown": checkpoint.get("candidates_dropped", 0)},
+        "feature_tables": checkpoint.get("feature_tables", {}),
         "recommendations_written": c.recommendations,
         "timings_s": {**timings, "total": round(elapsed, 3)},
         "users_per_s": round(c.users_scored / elapsed, 1) if elapsed > 0 else None,

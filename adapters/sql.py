@@ -307,6 +307,19 @@ class SqlReader:
             return None
         return self.entities[side].read(conn, ids, C.USER if side == "user" else C.ITEM)
 
+    def duplicate_keys(self, conn: sa.Connection, first: int = 5) -> dict[str, tuple[int, list]]:
+        """Per feature table (``"user"``, ``"item"``, ``"candidates"``), how many keys are on
+        more than one row, and the ``first`` of them in key order. Of the rows sharing a key,
+        the job uses the one read last (see :meth:`tie_break`)."""
+        return {side: table.duplicate_keys(conn, first) for side, table in self.entities.items()}
+
+    def tie_break(self, side: str) -> str | None:
+        """The column that orders the rows sharing a key in the table of ``side``: its
+        primary key, when that is one column other than the key; else None, and which of
+        them is read last is the database's choice."""
+        column = self.entities[side].tie_break
+        return None if column is None else column.name
+
 
 class _EntityTable:
     """A reflected feature table: its key column and feature columns."""
@@ -318,6 +331,9 @@ class _EntityTable:
         if names is None:
             names = tuple(c.name for c in self.table.columns if c.name != spec.key)
         self.features = [_column(self.table, n, "feature").name for n in names]
+        primary = list(self.table.primary_key.columns)
+        self.tie_break = (primary[0] if len(primary) == 1 and primary[0].name != spec.key
+                          else None)
 
     def read(self, conn: sa.Connection, ids: Sequence | None, key_name: str) -> pd.DataFrame:
         cols = [self.key.label(key_name), *[self.table.c[n] for n in self.features]]
@@ -328,7 +344,19 @@ class _EntityTable:
                 return pd.DataFrame(columns=[key_name, *self.features])
             query = query.where(self.key.in_(
                 sa.bindparam("ids", ids, expanding=True, type_=self.key.type)))
-        return _records(_stream(conn, query.order_by(self.key)), [key_name, *self.features])
+        # rows sharing a key (there should be none) in a stable order: a resumed run reads
+        # the same, and the one used (the last) is the one with the greatest tie_break
+        order = [self.key] if self.tie_break is None else [self.key, self.tie_break]
+        return _records(_stream(conn, query.order_by(*order)), [key_name, *self.features])
+
+    def duplicate_keys(self, conn: sa.Connection, first: int) -> tuple[int, list]:
+        """How many keys are on more than one row, and the ``first`` of them: one query."""
+        shared = (sa.select(self.key.label("key")).where(self.key.is_not(None))
+                  .group_by(self.key).having(sa.func.count() > 1).subquery())
+        query = (sa.select(shared.c.key, sa.func.count().over())
+                 .order_by(shared.c.key).limit(first))
+        rows = conn.execute(query).all()
+        return (int(rows[0][1]) if rows else 0), [row[0] for row in rows]
 
 
 def _records(rows, columns: list[str]) -> pd.DataFrame:

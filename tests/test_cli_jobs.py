@@ -397,3 +397,26 @@ def test_score_warns_of_rows_without_a_user_or_item_id(null_id_engine, db_url, s
         "2 history row(s) read from table 'events' have a NULL item id (column 'item_id'): "
         "they were dropped."]
     assert all(f"warning: {w}" in result.stderr for w in summary["warnings"])
+
+
+def test_score_warns_of_keys_on_more_than_one_row_of_a_feature_table(filled_engine, db_url,
+                                                                     sql_model_dir):
+    with filled_engine.begin() as conn:  # users 1 to 7 twice, item 5 three times
+        conn.execute(sa.text("INSERT INTO app_users SELECT * FROM app_users "
+                             "WHERE user_id BETWEEN 1 AND 7"))
+        for _ in range(2):
+            conn.execute(sa.text("INSERT INTO app_items SELECT * FROM app_items "
+                                 "WHERE item_id = 5"))
+    result = invoke("score", "--db", db_url, "--model", sql_model_dir, *TABLES, "-n", 3)
+    summary = stdout_json(result)
+    assert summary["users"]["scored"] == 40 and summary["recommendations_written"] == 120
+    assert summary["feature_tables"] == {
+        "users": {"duplicate_keys": 7, "first_duplicates": [1, 2, 3, 4, 5]},
+        "items": {"duplicate_keys": 1, "first_duplicates": [5]}}
+    undefined = ("and which one is not defined (no single-column primary key orders them)")
+    assert summary["warnings"] == [
+        f"7 key(s) of the users table 'app_users' are on more than one row (user_id 1, 2, 3, "
+        f"4, 5, ...): one row of each is used, {undefined}. Make 'user_id' unique there.",
+        f"1 key(s) of the items table 'app_items' are on more than one row (item_id 5): one "
+        f"row of each is used, {undefined}. Make 'item_id' unique there."]
+    assert all(f"warning: {w}" in result.stderr for w in summary["warnings"])

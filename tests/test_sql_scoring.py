@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from recmeta import DataError
+from recmeta import DataError, MetaRecommender
 from recmeta import columns as C
 from recmeta.adapters import migrate, runs
-from recmeta.adapters.batch import check_feedback
+from recmeta.adapters.batch import BatchScorer, check_feedback
 from recmeta.adapters.migrate import MigrationError
 from recmeta.adapters.recommend import recommend_one
 from recmeta.adapters.scoring import JobFailed, NightlyJob, ScoreSettings
-from recmeta.adapters.sql import Entities, Interactions, SqlSource
+from recmeta.adapters.sql import Entities, Interactions, SqlReader, SqlSource
 from recmeta.adapters.tables import models
 
 SOURCE = SqlSource(users=Entities("app_users", C.USER), items=Entities("app_items", C.ITEM))
@@ -155,6 +155,35 @@ def test_rows_without_a_user_or_item_id_are_counted_and_kept_across_resume(
     assert summary["history_rows"]["used"] == len(sql_data.interactions)
     again = NightlyJob.resume(null_id_engine, job.run_id).run(progress=False)
     assert again["history_rows"]["dropped"] == summary["history_rows"]["dropped"]
+
+
+def test_of_rows_sharing_a_key_the_one_with_the_greatest_primary_key_is_used(
+        filled_engine, sql_model_dir, sql_data):
+    """Read in key order, then primary key order, so the row the scorer keeps (the last) is
+    the same in every run and every resume."""
+    catalog = sa.Table("catalog", sa.MetaData(),
+                       sa.Column("row_id", sa.String(8), primary_key=True),
+                       sa.Column(C.ITEM, sa.Integer), sa.Column("genres", sa.String(100)),
+                       sa.Column("decade", sa.String(10)), sa.Column("length", sa.Float))
+    catalog.create(filled_engine)
+    rows = sql_data.items.assign(row_id="r" + sql_data.items[C.ITEM].astype(str))
+    with filled_engine.begin() as conn:
+        conn.execute(catalog.insert(), rows.to_dict("records"))
+        # inserted last, but 'a1' < 'r1': read first, so item 1 keeps its row 'r1'
+        conn.execute(catalog.insert(), [{"row_id": "a1", C.ITEM: 1, "genres": "western",
+                                         "decade": "1930s", "length": 60.0}])
+    source = SqlSource(items=Entities("catalog", C.ITEM, ("genres", "decade", "length")))
+    reader = SqlReader(filled_engine, source)
+    with filled_engine.connect() as conn:
+        items = reader.features(conn, "item")
+    scorer = BatchScorer(MetaRecommender.load(sql_model_dir), 5, True, False, items, items)
+    kept = scorer.item_table.set_index(C.ITEM).loc[1]
+    assert kept["genres"] == sql_data.items.set_index(C.ITEM).loc[1, "genres"]
+    assert reader.tie_break("item") == "row_id"
+    summary = score(filled_engine, sql_model_dir, source=source)
+    assert summary["feature_tables"] == {
+        "items": {"duplicate_keys": 1, "first_duplicates": [1]}}
+    assert summary["candidates"]["items"] == len(sql_data.items)
 
 
 def test_candidate_table_narrows_the_ranking(filled_engine, sql_model_dir):

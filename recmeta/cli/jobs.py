@@ -183,9 +183,31 @@ def _warned(job, summary: dict) -> dict:
         warnings.append(
             f"{dropped['null_item_id']} history row(s) read from table {where.table!r} have a "
             f"NULL item id (column {where.item!r}): they were dropped.")
+    warnings.extend(_duplicate_keys(job, summary))
     for warning in warnings:
         note(f"warning: {warning}")
     return {**summary, "warnings": warnings}
+
+
+def _duplicate_keys(job, summary: dict) -> list[str]:
+    """A warning per feature table with keys on more than one row: which row is used."""
+    from recmeta.adapters.scoring import TABLE_NAMES
+
+    warnings = []
+    for side, name in TABLE_NAMES.items():
+        found = summary.get("feature_tables", {}).get(name, {})
+        count, first = found.get("duplicate_keys", 0), found.get("first_duplicates", [])
+        if not count:
+            continue
+        spec, tie = getattr(job.source, name), job.reader.tie_break(side)
+        used = (f"the one with the greatest {tie!r} (the table's primary key)" if tie else
+                "and which one is not defined (no single-column primary key orders them)")
+        keys = ", ".join(repr(key) for key in first) + (", ..." if count > len(first) else "")
+        warnings.append(
+            f"{count} key(s) of the {name} table {spec.table!r} are on more than one row "
+            f"({spec.key} {keys}): one row of each is used, {used}. Make {spec.key!r} "
+            f"unique there.")
+    return warnings
 
 
 class Terminated(BaseException):
