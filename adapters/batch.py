@@ -12,8 +12,9 @@ counted in the job's summary:
   from its features;
 - of duplicate (user, item) rows the latest is kept (``duplicate``);
 - of rows sharing a key in a feature table, the last read is used: the one with the
-  greatest primary key when the table has one (:meth:`SqlReader.tie_break`); the job
-  counts such keys per table, once per run (``feature_tables``);
+  greatest primary key when the table has one (:meth:`SqlReader.tie_break`); rows whose
+  key is NULL are not read; the job counts both per table, once per run
+  (``feature_tables``);
 - a user the model does not know is adapted on its database history alone (``new``);
 - a user left with no history is scored by the meta-learned initialisation on its
   features (``cold``), or skipped when ``skip_cold`` is set (``no_history``); so is a user

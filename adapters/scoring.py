@@ -300,11 +300,13 @@ class Progress:
 
     def survey(self, reader: SqlReader, conn: sa.Connection) -> None:
         """What no batch sees, counted over whole tables once per run: users the users table
-        lacks, interactions without a user id, keys on more than one row of a feature table."""
+        lacks, interactions without a user id, feature table rows without a key or sharing
+        one."""
         self.not_in_users_table = reader.count_users_without_row(conn)
         self.null_user_id = reader.count_rows_without_user(conn)
+        nulls = reader.null_keys(conn)
         self.feature_tables = {
-            TABLE_NAMES[side]: {"duplicate_keys": count,
+            TABLE_NAMES[side]: {"null_keys": nulls[side], "duplicate_keys": count,
                                 "first_duplicates": [_jsonable_id(k) for k in first]}
             for side, (count, first) in reader.duplicate_keys(conn).items()}
 

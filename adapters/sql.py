@@ -313,6 +313,11 @@ class SqlReader:
         the job uses the one read last (see :meth:`tie_break`)."""
         return {side: table.duplicate_keys(conn, first) for side, table in self.entities.items()}
 
+    def null_keys(self, conn: sa.Connection) -> dict[str, int]:
+        """Per feature table, how many rows have a NULL key: they describe no user or item,
+        and are never read."""
+        return {side: table.null_keys(conn) for side, table in self.entities.items()}
+
     def tie_break(self, side: str) -> str | None:
         """The column that orders the rows sharing a key in the table of ``side``: its
         primary key, when that is one column other than the key; else None, and which of
@@ -337,7 +342,7 @@ class _EntityTable:
 
     def read(self, conn: sa.Connection, ids: Sequence | None, key_name: str) -> pd.DataFrame:
         cols = [self.key.label(key_name), *[self.table.c[n] for n in self.features]]
-        query = sa.select(*cols)
+        query = sa.select(*cols).where(self.key.is_not(None))  # a row without a key: no one's
         if ids is not None:
             ids = for_column(ids, self.key)
             if not ids:
@@ -348,6 +353,11 @@ class _EntityTable:
         # the same, and the one used (the last) is the one with the greatest tie_break
         order = [self.key] if self.tie_break is None else [self.key, self.tie_break]
         return _records(_stream(conn, query.order_by(*order)), [key_name, *self.features])
+
+    def null_keys(self, conn: sa.Connection) -> int:
+        """How many rows have a NULL key (they describe no one, and are not read)."""
+        query = sa.select(sa.func.count()).select_from(self.table).where(self.key.is_(None))
+        return int(conn.execute(query).scalar_one())
 
     def duplicate_keys(self, conn: sa.Connection, first: int) -> tuple[int, list]:
         """How many keys are on more than one row, and the ``first`` of them: one query."""

@@ -399,24 +399,27 @@ def test_score_warns_of_rows_without_a_user_or_item_id(null_id_engine, db_url, s
     assert all(f"warning: {w}" in result.stderr for w in summary["warnings"])
 
 
-def test_score_warns_of_keys_on_more_than_one_row_of_a_feature_table(filled_engine, db_url,
-                                                                     sql_model_dir):
+def test_score_warns_of_feature_table_keys_null_or_on_more_than_one_row(filled_engine, db_url,
+                                                                         sql_model_dir):
     with filled_engine.begin() as conn:  # users 1 to 7 twice, item 5 three times
         conn.execute(sa.text("INSERT INTO app_users SELECT * FROM app_users "
                              "WHERE user_id BETWEEN 1 AND 7"))
         for _ in range(2):
             conn.execute(sa.text("INSERT INTO app_items SELECT * FROM app_items "
                                  "WHERE item_id = 5"))
+        conn.execute(sa.text("INSERT INTO app_items (item_id) VALUES (NULL)"))
     result = invoke("score", "--db", db_url, "--model", sql_model_dir, *TABLES, "-n", 3)
     summary = stdout_json(result)
     assert summary["users"]["scored"] == 40 and summary["recommendations_written"] == 120
     assert summary["feature_tables"] == {
-        "users": {"duplicate_keys": 7, "first_duplicates": [1, 2, 3, 4, 5]},
-        "items": {"duplicate_keys": 1, "first_duplicates": [5]}}
+        "users": {"null_keys": 0, "duplicate_keys": 7, "first_duplicates": [1, 2, 3, 4, 5]},
+        "items": {"null_keys": 1, "duplicate_keys": 1, "first_duplicates": [5]}}
     undefined = ("and which one is not defined (no single-column primary key orders them)")
     assert summary["warnings"] == [
         f"7 key(s) of the users table 'app_users' are on more than one row (user_id 1, 2, 3, "
         f"4, 5, ...): one row of each is used, {undefined}. Make 'user_id' unique there.",
+        "1 row(s) of the items table 'app_items' have a NULL key ('item_id'): they were not "
+        "read.",
         f"1 key(s) of the items table 'app_items' are on more than one row (item_id 5): one "
         f"row of each is used, {undefined}. Make 'item_id' unique there."]
     assert all(f"warning: {w}" in result.stderr for w in summary["warnings"])

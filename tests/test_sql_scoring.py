@@ -157,6 +157,24 @@ def test_rows_without_a_user_or_item_id_are_counted_and_kept_across_resume(
     assert again["history_rows"]["dropped"] == summary["history_rows"]["dropped"]
 
 
+def test_feature_table_rows_without_a_key_are_counted_not_read(null_id_engine,
+                                                               sql_model_dir, sql_data):
+    """A NULL item key made every item id float (written '28.0'), a NaN item a candidate,
+    and a history row without an item id that item."""
+    with null_id_engine.begin() as conn:
+        for table, key in (("app_users", C.USER), ("app_items", C.ITEM)):
+            conn.execute(sa.text(f"INSERT INTO {table} ({key}) VALUES (NULL)"))
+    source = SqlSource(Interactions("events"), SOURCE.users, SOURCE.items)
+    summary = score(null_id_engine, sql_model_dir, source=source, n=len(sql_data.items))
+    written = rows_of(null_id_engine, summary["run_id"])[C.ITEM]
+    assert set(written) <= set(sql_data.items[C.ITEM].astype(str))
+    assert summary["candidates"]["items"] == len(sql_data.items)
+    assert summary["history_rows"]["dropped"]["null_item_id"] == 2
+    assert summary["feature_tables"] == {
+        "users": {"null_keys": 1, "duplicate_keys": 0, "first_duplicates": []},
+        "items": {"null_keys": 1, "duplicate_keys": 0, "first_duplicates": []}}
+
+
 def test_of_rows_sharing_a_key_the_one_with_the_greatest_primary_key_is_used(
         filled_engine, sql_model_dir, sql_data):
     """Read in key order, then primary key order, so the row the scorer keeps (the last) is
@@ -182,7 +200,7 @@ def test_of_rows_sharing_a_key_the_one_with_the_greatest_primary_key_is_used(
     assert reader.tie_break("item") == "row_id"
     summary = score(filled_engine, sql_model_dir, source=source)
     assert summary["feature_tables"] == {
-        "items": {"duplicate_keys": 1, "first_duplicates": [1]}}
+        "items": {"null_keys": 0, "duplicate_keys": 1, "first_duplicates": [1]}}
     assert summary["candidates"]["items"] == len(sql_data.items)
 
 

@@ -183,23 +183,29 @@ def _warned(job, summary: dict) -> dict:
         warnings.append(
             f"{dropped['null_item_id']} history row(s) read from table {where.table!r} have a "
             f"NULL item id (column {where.item!r}): they were dropped.")
-    warnings.extend(_duplicate_keys(job, summary))
+    warnings.extend(_feature_tables(job, summary))
     for warning in warnings:
         note(f"warning: {warning}")
     return {**summary, "warnings": warnings}
 
 
-def _duplicate_keys(job, summary: dict) -> list[str]:
-    """A warning per feature table with keys on more than one row: which row is used."""
+def _feature_tables(job, summary: dict) -> list[str]:
+    """Warnings of feature tables with rows without a key, or keys on more than one row
+    (saying which row is used)."""
     from recmeta.adapters.scoring import TABLE_NAMES
 
     warnings = []
     for side, name in TABLE_NAMES.items():
         found = summary.get("feature_tables", {}).get(name, {})
+        spec = getattr(job.source, name)
+        if found.get("null_keys"):
+            warnings.append(
+                f"{found['null_keys']} row(s) of the {name} table {spec.table!r} have a NULL "
+                f"key ({spec.key!r}): they were not read.")
         count, first = found.get("duplicate_keys", 0), found.get("first_duplicates", [])
         if not count:
             continue
-        spec, tie = getattr(job.source, name), job.reader.tie_break(side)
+        tie = job.reader.tie_break(side)
         used = (f"the one with the greatest {tie!r} (the table's primary key)" if tie else
                 "and which one is not defined (no single-column primary key orders them)")
         keys = ", ".join(repr(key) for key in first) + (", ..." if count > len(first) else "")
