@@ -44,13 +44,12 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def create(engine: sa.Engine, model_id: int, parameters: dict) -> int:
-    """Start a run; returns its id."""
-    with engine.begin() as conn:
-        result = conn.execute(runs.insert().values(
-            model_id=model_id, status=RUNNING, started=now(), parameters=parameters,
-            batches_done=0, checkpoint=None))
-        return int(result.inserted_primary_key[0])
+def create(conn: sa.Connection, model_id: int, parameters: dict) -> int:
+    """Start a run in the transaction of ``conn``; returns its id."""
+    result = conn.execute(runs.insert().values(
+        model_id=model_id, status=RUNNING, started=now(), parameters=parameters,
+        batches_done=0, checkpoint=None))
+    return int(result.inserted_primary_key[0])
 
 
 def load(engine: sa.Engine, run_id: int) -> RunState:

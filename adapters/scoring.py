@@ -104,7 +104,8 @@ def source_from_dict(data: dict) -> SqlSource:
 
 
 class NightlyJob:
-    """One scoring run: made by :meth:`start` or :meth:`resume`, then :meth:`run`.
+    """One scoring run: made by :meth:`start` (:meth:`prepare`, then :meth:`create`) or
+    :meth:`resume`, then :meth:`run`.
 
     Examples
     --------
@@ -112,24 +113,25 @@ class NightlyJob:
     then ``summary = job.run()``; after a crash, ``NightlyJob.resume(engine, run_id).run()``.
     """
 
-    def __init__(self, engine: sa.Engine, run_id: int, resumed: bool,
-                 model: MetaRecommender | None = None):
-        from recmeta import MetaRecommender
-
-        self.engine, self.run_id, self.resumed = engine, run_id, resumed
-        state = runs.load(engine, run_id)
-        params = state.parameters
-        self.source = source_from_dict(params["source"])
-        self.settings = ScoreSettings(**params["settings"])
-        self.reader = SqlReader(engine, self.source)
-        with engine.connect() as conn:
-            self.entry = registry.get(conn, state.model_id)
-        self.model = model if model is not None else MetaRecommender.load(self.entry.artifact)
+    def __init__(self, reader: SqlReader, settings: ScoreSettings,
+                 entry: registry.ModelEntry, model: MetaRecommender,
+                 run_id: int | None = None, resumed: bool = False):
+        self.engine, self.source, self.reader = reader.engine, reader.source, reader
+        self.settings, self.entry, self.model = settings, entry, model
+        self.run_id, self.resumed = run_id, resumed
 
     @classmethod
     def start(cls, engine: sa.Engine, source: SqlSource, model: str,
               settings: ScoreSettings) -> NightlyJob:
-        """Check everything that can be checked, then create the run (status running).
+        """:meth:`prepare`, then :meth:`create`: a run, status running."""
+        job = cls.prepare(engine, source, model, settings)
+        job.create()
+        return job
+
+    @classmethod
+    def prepare(cls, engine: sa.Engine, source: SqlSource, model: str,
+                settings: ScoreSettings) -> NightlyJob:
+        """Check everything that can be checked; no run exists until :meth:`create`.
 
         A missing table or column, an unknown or unreadable model: these fail here, before
         any run exists.
@@ -150,22 +152,37 @@ class NightlyJob:
         entry = registry.resolve(engine, model)
         if fitted is None:
             fitted = checked(MetaRecommender.load(entry.artifact))
-        parameters = {"source": source_to_dict(source), "settings": settings.to_dict(),
-                      "model_fingerprint": registry.fingerprint(entry.artifact)}
-        run_id = runs.create(engine, entry.id, parameters)
-        logger.info("run %d started (resume with --resume %d)", run_id, run_id)
-        return cls(engine, run_id, resumed=False, model=fitted)
+        return cls(reader, settings, entry, fitted)
+
+    def create(self) -> int:
+        """Create the run (status running); returns its id. ``run_id`` is set before the row
+        commits: however it is interrupted, :meth:`stopped` finds the run if it exists."""
+        parameters = {"source": source_to_dict(self.source),
+                      "settings": self.settings.to_dict(),
+                      "model_fingerprint": registry.fingerprint(self.entry.artifact)}
+        with self.engine.begin() as conn:
+            self.run_id = runs.create(conn, self.entry.id, parameters)
+        logger.info("run %d started (resume with --resume %d)", self.run_id, self.run_id)
+        return self.run_id
 
     @classmethod
     def resume(cls, engine: sa.Engine, run_id: int) -> NightlyJob:
         """Continue run ``run_id`` after its last committed batch, with its own options and
         its own model: a model directory changed since the run started is refused."""
+        from recmeta import MetaRecommender
+
         require_head(engine)
-        job = cls(engine, run_id, resumed=True)
-        started = runs.load(engine, run_id).parameters.get("model_fingerprint")
-        if started is not None and started != registry.fingerprint(job.entry.artifact):
+        state = runs.load(engine, run_id)
+        params = state.parameters
+        with engine.connect() as conn:
+            entry = registry.get(conn, state.model_id)
+        job = cls(SqlReader(engine, source_from_dict(params["source"])),
+                  ScoreSettings(**params["settings"]), entry,
+                  MetaRecommender.load(entry.artifact), run_id, resumed=True)
+        started = params.get("model_fingerprint")
+        if started is not None and started != registry.fingerprint(entry.artifact):
             raise DataError(
-                f"The model directory {job.entry.artifact} has changed since run {run_id} "
+                f"The model directory {entry.artifact} has changed since run {run_id} "
                 f"started (retrained into the same --out?): resuming would mix two models' "
                 f"recommendations in one run. Start a new run with `recmeta score`.")
         return job
@@ -187,9 +204,9 @@ class NightlyJob:
         state = runs.load(self.engine, self.run_id)
         if state.status == runs.FINISHED:
             return self._summary(state.status, state.checkpoint or {}, None)
-        runs.set_status(self.engine, self.run_id, runs.RUNNING)
         tally = Progress.resume(state.checkpoint)
         try:
+            runs.set_status(self.engine, self.run_id, runs.RUNNING)
             scorer = self._scorer()
             tally.catalogue(scorer)
             with self.engine.connect() as conn:
@@ -220,8 +237,22 @@ class NightlyJob:
     def summary(self) -> dict:
         """The run's summary as the database holds it now: its status, error and committed
         batches (after an interrupted :meth:`run`, what a resume continues from)."""
-        state = runs.load(self.engine, self.run_id)
-        return self._summary(state.status, state.checkpoint or {}, state.error)
+        return stored_summary(self.engine, self.run_id, self.resumed)
+
+    def stopped(self, exc: BaseException) -> dict | None:
+        """After ``exc`` (a KeyboardInterrupt, or a SIGTERM raised) stopped this process from
+        :meth:`create` on: a run it created and left running is marked failed, as :meth:`run`
+        marks one; returns the run's summary, or None if no run was created (rolled back)."""
+        if self.run_id is None:
+            return None
+        try:
+            state = runs.load(self.engine, self.run_id)
+        except DataError:
+            self.run_id = None
+            return None
+        if state.status == runs.RUNNING and not self.resumed:
+            self._mark_failed(_describe(exc))
+        return self.summary()
 
     def _scorer(self) -> BatchScorer:
         """The catalogue, read once per process: candidates, else the item table, else the
@@ -324,6 +355,13 @@ class Progress:
                 "null_user_id": self.null_user_id,
                 "feature_tables": self.feature_tables,
                 "elapsed_s": self.elapsed_before + time.perf_counter() - self.started}
+
+
+def stored_summary(engine: sa.Engine, run_id: int, resumed: bool) -> dict:
+    """The summary of run ``run_id`` as the database holds it."""
+    state = runs.load(engine, run_id)
+    return summary(run_id, state.model_id, state.status, resumed, state.checkpoint or {},
+                   state.error)
 
 
 def summary(run_id: int, model_id: int, status: str, resumed: bool, checkpoint: dict,

@@ -208,6 +208,88 @@ def test_sigterm_or_sigint_marks_the_run_failed_prints_the_summary_and_resumes(
     pd.testing.assert_frame_equal(runs.read(filled_engine, run_id), expected, check_exact=True)
 
 
+@pytest.mark.parametrize("signum, where", [
+    (signal.SIGTERM, "insert"), (signal.SIGTERM, "commit"), (signal.SIGTERM, "before-run"),
+    (signal.SIGINT, "before-run"),
+], ids=["SIGTERM-in-insert", "SIGTERM-in-commit", "SIGTERM-before-run", "SIGINT-before-run"])
+def test_a_signal_as_the_run_is_created_marks_it_failed_or_leaves_none(
+        filled_engine, db_url, sql_model_dir, monkeypatch, signum, where):
+    """The handler is set before the run row exists: a signal in its insert leaves no run; in
+    its commit, or before the run starts, one marked failed, summarised and resumable."""
+    from sqlalchemy.engine.default import DefaultDialect
+
+    from recmeta.cli import jobs
+
+    args = ["--model", sql_model_dir, *TABLES, "-n", 3, "--batch-size", 8, "--no-progress"]
+    expected = runs.read(filled_engine, stdout_json(invoke("score", "--db", db_url,
+                                                          *args))["run_id"])
+    execute, commit, note, inserted = (DefaultDialect.do_execute, DefaultDialect.do_commit,
+                                       jobs.note, [])
+
+    def signalled_after_the_insert(self, cursor, statement, *a, **kw):
+        execute(self, cursor, statement, *a, **kw)
+        if statement.startswith("INSERT INTO recmeta_runs"):
+            inserted.append(1)
+            if where == "insert":  # before its commit: rolled back
+                os.kill(os.getpid(), signum)
+
+    def signalled_after_its_commit(self, connection):
+        commit(self, connection)
+        if where == "commit" and inserted == [1]:
+            inserted.append(1)
+            os.kill(os.getpid(), signum)
+
+    def signalled_as_it_says_started(message):
+        note(message)
+        if where == "before-run" and "started" in message:
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(DefaultDialect, "do_execute", signalled_after_the_insert)
+    monkeypatch.setattr(DefaultDialect, "do_commit", signalled_after_its_commit)
+    monkeypatch.setattr(jobs, "note", signalled_as_it_says_started)
+    unhandled = []  # had the command no handler yet, SIGTERM would end pytest: note it
+    previous = signal.signal(signal.SIGTERM, lambda *_: unhandled.append(1))
+    try:
+        result = invoke("score", "--db", db_url, *args, ok=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        monkeypatch.undo()
+    name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
+    assert not unhandled and result.exit_code == 1, result.output
+    with filled_engine.connect() as conn:
+        ids = conn.execute(sa.select(runs.runs.c.id).order_by(runs.runs.c.id)).scalars().all()
+    if where == "insert":
+        assert ids == [1] and result.stdout == ""
+        assert f"Stopped by {name} before a run was created: there is nothing to resume." \
+            in result.stderr
+        return
+    assert ids == [1, 2]
+    summary = stdout_json(result)
+    assert summary["run_id"] == 2 and summary["status"] == "failed"
+    assert summary["users"]["seen"] == 0 and summary["error"].startswith(
+        "Terminated: SIGTERM" if name == "SIGTERM" else "KeyboardInterrupt")
+    assert f"Run 2 stopped by {name}. Resume it with --resume 2." in result.stderr
+    assert runs.load(filled_engine, 2).status == "failed"
+    if where == "before-run":  # and a resume stopped while it loads the model: as it was
+        load = MetaRecommender.load.__func__
+
+        def signalled_loading(cls, path):
+            os.kill(os.getpid(), signum)
+            return load(cls, path)
+
+        monkeypatch.setattr(MetaRecommender, "load", classmethod(signalled_loading))
+        try:
+            result = invoke("score", "--db", db_url, "--resume", 2, ok=False)
+        finally:
+            monkeypatch.undo()
+        assert result.exit_code == 1 and stdout_json(result) == {**summary, "resumed": True}
+        assert f"Run 2 stopped by {name}. Resume it with --resume 2." in result.stderr
+        assert runs.load(filled_engine, 2).status == "failed"
+    resumed = stdout_json(invoke("score", "--db", db_url, "--resume", 2))
+    assert resumed["status"] == "finished" and resumed["users"]["scored"] == 40
+    pd.testing.assert_frame_equal(runs.read(filled_engine, 2), expected, check_exact=True)
+
+
 def test_resume_takes_the_runs_own_options(filled_engine, db_url):
     result = invoke("score", "--db", db_url, "--resume", 1, "-n", 5, "--users", "u",
                     ok=False)

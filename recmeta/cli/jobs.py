@@ -117,10 +117,10 @@ def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, r
     is scored by the meta-learned initialisation on its features (or skipped with
     --skip-cold).
 
-    Exit codes: 0 finished; 1 failed, or stopped by SIGTERM or SIGINT (the run is marked
-    failed and the summary printed: fix the cause, then --resume RUN_ID; also when the
-    database cannot be reached); 2 bad usage or input (a missing table or column, an
-    unknown model or run; nothing written).
+    Exit codes: 0 finished; 1 failed, or stopped by SIGTERM or SIGINT (the run, once it
+    exists, is marked failed and the summary printed: fix the cause, then --resume RUN_ID;
+    also when the database cannot be reached); 2 bad usage or input (a missing table or
+    column, an unknown model or run; nothing written).
     """
     from recmeta.adapters.runs import RunConflict
     from recmeta.adapters.scoring import JobFailed, NightlyJob, ScoreSettings
@@ -128,32 +128,50 @@ def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, r
     engine = make_engine(db_url)
     if resume is not None:
         _only_resume(ctx, list(source))
-        job = NightlyJob.resume(engine, resume)
     elif model is None:
         raise UsageError("Give --model ID|DIR (the model to score with), or --resume RUN_ID.")
-    else:
-        settings = ScoreSettings(n, batch_size, history, not include_seen, skip_cold)
-        job = NightlyJob.start(engine, source_from(source), model, settings)
-    note(f"run {job.run_id} {'resumed' if job.resumed else 'started'} with model "
-         f"{job.entry.id} (resume it with --resume {job.run_id})")
-    try:
-        with _sigterm_raises():
+    job = None
+    # set before the run is created: a signal from then on marks it failed, resumable
+    with _sigterm_raises():
+        try:
+            if resume is not None:
+                job = NightlyJob.resume(engine, resume)
+            else:
+                settings = ScoreSettings(n, batch_size, history, not include_seen, skip_cold)
+                job = NightlyJob.prepare(engine, source_from(source), model, settings)
+                job.create()
+            note(f"run {job.run_id} {'resumed' if job.resumed else 'started'} with model "
+                 f"{job.entry.id} (resume it with --resume {job.run_id})")
             summary = job.run(progress)
-    except JobFailed as exc:
-        print_json(_warned(job, exc.summary))
-        raise JobError(str(exc)) from None
-    except RunConflict as exc:
-        raise JobError(str(exc)) from None
-    except (KeyboardInterrupt, Terminated) as exc:
-        # the run marked itself failed, as for any error; its committed batches stand
-        summary = job.summary()
-        print_json(_warned(job, summary))
-        if summary["status"] != "finished":
-            name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-            raise JobError(f"Run {job.run_id} stopped by {name}. Resume it with --resume "
-                           f"{job.run_id}.") from None
-        return
+        except JobFailed as exc:
+            print_json(_warned(job, exc.summary))
+            raise JobError(str(exc)) from None
+        except RunConflict as exc:
+            raise JobError(str(exc)) from None
+        except (KeyboardInterrupt, Terminated) as exc:
+            summary = _stopped(engine, job, resume, exc)
     print_json(_warned(job, summary))
+
+
+def _stopped(engine, job, resume: int | None, exc: BaseException) -> dict:
+    """After SIGINT or SIGTERM: the run is marked failed (by :meth:`NightlyJob.run`, else by
+    :meth:`NightlyJob.stopped`), its committed batches stand, its summary is printed and a
+    JobError raised; the summary of a run that had just finished is returned instead."""
+    from recmeta.adapters.scoring import stored_summary
+
+    name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+    if job is None and resume is not None:  # stopped while loading the run: it is as it was
+        summary = {**stored_summary(engine, resume, resumed=True), "warnings": []}
+    elif job is not None and (summary := job.stopped(exc)) is not None:
+        if summary["status"] == "finished":
+            return summary
+        summary = _warned(job, summary)
+    else:
+        raise JobError(f"Stopped by {name} before a run was created: there is nothing to "
+                       f"resume.") from None
+    print_json(summary)
+    raise JobError(f"Run {summary['run_id']} stopped by {name}. Resume it with --resume "
+                   f"{summary['run_id']}.") from None
 
 
 def _warned(job, summary: dict) -> dict:
