@@ -66,6 +66,7 @@ class _Data:
     objective: str
     mean: float
     scale: float
+    span: tuple[float, float] | None  # the least and greatest rating; None for 0/1
     columns: list
 
 
@@ -87,7 +88,8 @@ class FitSteps:
         objective = self._objective(target)
         mean, scale = (float(target.mean()), float(target.std()) or 1.0) \
             if objective == "squared" else (0.0, 1.0)
-        return _Data(frame, target, schema, objective, mean, scale, columns)
+        span = (float(target.min()), float(target.max())) if objective == "squared" else None
+        return _Data(frame, target, schema, objective, mean, scale, span, columns)
 
     def _encode(self, data: _Data):
         """Learn the vocabularies; encode users, items and the histories (scaled targets)."""
@@ -109,10 +111,15 @@ class FitSteps:
         return ((target - self.target_mean_) / self.target_scale_).astype(np.float32)
 
     def _output(self, scores: np.ndarray) -> np.ndarray:
-        """Network outputs back on the caller's scale: ratings, or probabilities."""
+        """Network outputs back on the caller's scale: probabilities, or ratings clipped to
+        the range of ``y`` in ``fit`` (a 5.3 on a 1-to-5 scale is a 5: never further from
+        the truth, as every rating lies in the range). Callers rank by ``scores`` first."""
         if self.objective_ == "binary":
             return 1.0 / (1.0 + np.exp(-scores))
-        return scores * self.target_scale_ + self.target_mean_
+        ratings = scores * self.target_scale_ + self.target_mean_
+        if self.target_range_ is None:  # saved before the range was kept
+            return ratings
+        return np.clip(ratings, *self.target_range_)
 
     def _objective(self, target: np.ndarray) -> str:
         binary = np.isin(target, (0.0, 1.0))

@@ -51,7 +51,8 @@ class AdaptedUsers:
         Returns
         -------
         ndarray of shape (n_rows,)
-            Predicted ratings, or probabilities for the binary objective.
+            Predicted ratings (clipped to the range of ``y`` in ``fit``), or probabilities
+            for the binary objective.
         """
         request = Request(self._model, self._items)
         frame = request.frame(X, "X", users="id")

@@ -59,6 +59,7 @@ class Baseline:
             raise DataError("ratings has NaN or infinite ratings; drop or fill them first.")
         self.items_ = pd.Index(pd.unique(ratings[C.ITEM]))
         self.mean_ = float(values.mean())
+        self.range_ = (float(values.min()), float(values.max()))
         self.users_ = users = pd.Index(pd.unique(ratings[C.USER]))
         self._fit(users.get_indexer(ratings[C.USER]), self.items_.get_indexer(ratings[C.ITEM]),
                   values, len(users))
@@ -76,7 +77,15 @@ class Baseline:
         Returns
         -------
         ndarray of shape (len(query),)
+            Clipped to the range of the ratings in ``fit`` when the model predicts ratings,
+            as ``MetaRecommender.predict`` is.
         """
+        scores = self.scores(query, support)
+        return np.clip(scores, *self.range_) if self.predicts_ratings else scores
+
+    def scores(self, query: pd.DataFrame, support: pd.DataFrame | None = None) -> np.ndarray:
+        """:meth:`predict` before clipping: what :meth:`rank` orders by (clipping would tie
+        every item predicted past the top of the scale)."""
         if not hasattr(self, "items_"):
             from .exceptions import NotFittedError
 
@@ -95,8 +104,7 @@ class Baseline:
 
         Ties keep the order of ``candidates``.
         """
-        scores = self.predict(candidates, support)
-        return ranked(candidates, scores)
+        return ranked(candidates, self.scores(candidates, support))
 
     def _fit(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray,
              n_users: int) -> None:

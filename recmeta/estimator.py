@@ -178,6 +178,10 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
     feature_names_in_ : ndarray of str
         Only when ``X`` had string column names.
     objective_ : str
+    target_range_ : tuple of float or None
+        The least and greatest rating in ``y``: predicted ratings are clipped to it (as
+        scores are ranked before, ``recommend``'s order is that of the unclipped scores).
+        None for 0/1 feedback.
     n_epochs_ : int
     best_epoch_ : int
     loss_curve_, validation_loss_curve_ : list of float
@@ -312,6 +316,7 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         # every fitted attribute is set here, after training succeeded
         self.schema_, self.feature_space_, self.objective_ = data.schema, space, data.objective
         self.target_mean_, self.target_scale_ = data.mean, data.scale
+        self.target_range_ = data.span
         self.users_, self.items_, self.histories_ = users, items, histories
         self.learner_, self.device_ = learner.eval(), device
         self.loss_curve_, self.validation_loss_curve_ = result.train_loss, result.validation_loss
@@ -356,7 +361,8 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_rows,)
-            Predicted ratings, or probabilities for the binary objective.
+            Predicted ratings (clipped to the range of ``y`` in ``fit``), or probabilities
+            for the binary objective.
         """
         check_is_fitted(self)
         request = Request(self)

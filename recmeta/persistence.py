@@ -61,7 +61,9 @@ def save(model, path) -> None:
                    "kinds": {k: list(v) for k, v in model.schema_.kinds.items()}},
         "feature_space": model.feature_space_.to_dict(),
         "fitted": {"objective": model.objective_, "target_mean": model.target_mean_,
-                   "target_scale": model.target_scale_, "n_features_in": model.n_features_in_,
+                   "target_scale": model.target_scale_,
+                   "target_range": None if model.target_range_ is None
+                   else list(model.target_range_), "n_features_in": model.n_features_in_,
                    "feature_names_in": _names(model), "loss_curve": model.loss_curve_,
                    "validation_loss_curve": model.validation_loss_curve_,
                    "best_epoch": model.best_epoch_, "blend_weight": model.blend_weight_,
@@ -96,6 +98,8 @@ def load(cls, path, device: str = "auto"):
     fitted = meta["fitted"]
     model.objective_ = fitted["objective"]
     model.target_mean_, model.target_scale_ = fitted["target_mean"], fitted["target_scale"]
+    span = fitted.get("target_range")  # absent from models saved before it was kept
+    model.target_range_ = None if span is None else tuple(span)
     model.n_features_in_ = fitted["n_features_in"]
     if fitted["feature_names_in"] is not None:
         model.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)

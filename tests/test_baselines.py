@@ -188,3 +188,22 @@ def test_contract_errors(train):
     with pytest.raises(DataError, match="NaN"):
         B.GlobalMean().fit(train.assign(rating=np.nan))
     assert "reg_item=2.0" in repr(B.BiasBaseline())
+
+
+@pytest.mark.parametrize("make", [lambda: B.BiasBaseline(reg_item=0.1, reg_user=0.1),
+                                  lambda: B.BiasedMF(n_factors=2, reg=0.1, reg_bias=0.1)])
+def test_predictions_are_clipped_to_the_scale_and_ranked_before_clipping(train, make):
+    """A user who rated the best items 5 is predicted past 5 on others: ``predict`` clips to
+    the range of the training ratings (never further from the truth), ``scores`` does not,
+    and ``rank`` orders by the scores, so items past the top do not tie."""
+    model = make().fit(train)
+    best = train.groupby("item_id").rating.mean().sort_values().index[-8:]
+    support = pd.DataFrame({"user_id": 7, "item_id": best[:4], "rating": 5.0})
+    query = pd.DataFrame({"user_id": 7, "item_id": best[4:]})
+    raw = model.scores(query, support)
+    assert (raw > 5).sum() >= 2 and len(np.unique(raw)) == len(raw)  # past the top, apart
+    np.testing.assert_array_equal(model.predict(query, support), np.clip(raw, 1.0, 5.0))
+    ranked = model.rank(query, support)
+    assert ranked.item_id.tolist() == query.item_id.to_numpy()[np.argsort(-raw)].tolist()
+    assert ranked.score.tolist() == sorted(raw, reverse=True)
+    assert (model.predict(query) <= 5).all() and (model.predict(query) >= 1).all()

@@ -32,6 +32,32 @@ def _new_users(seed=1, n_users=20):
     return X, new.y
 
 
+
+def test_predicted_ratings_are_clipped_to_the_range_of_y_and_ranked_before(model, data):
+    """A new user who rated everything the top of the scale is predicted past it: ``predict``
+    clips to the range of y in ``fit`` (never further from the truth); ``recommend`` ranks
+    by the scores before clipping, so those items keep their order."""
+    assert model.target_range_ == (float(data.y.min()), float(data.y.max()))
+    X, _ = _new_users(seed=3, n_users=1)
+    top = np.full(len(X), data.y.max())
+    user = X.iloc[0][["user_id", *model.schema_.user_fields]]
+    items = data.X.drop_duplicates("item_id").assign(**user.to_dict())  # every item, for it
+    adapted = model.adapt(X, top)
+    clipped = adapted.predict(items)
+    span, model.target_range_ = model.target_range_, None  # as a model saved before it
+    try:
+        raw = adapted.predict(items)
+    finally:
+        model.target_range_ = span
+    assert (raw > data.y.max()).sum() >= 3
+    np.testing.assert_array_equal(clipped, np.clip(raw, *span))
+    np.testing.assert_array_equal(model.predict(items, X, top), clipped)
+    listed = adapted.recommend(n=len(items), exclude_seen=False)
+    assert listed.item_id.tolist() == items.item_id.to_numpy()[np.argsort(-raw,
+                                                                          kind="stable")].tolist()
+    np.testing.assert_allclose(listed.score, np.sort(clipped)[::-1])
+
+
 def test_fit_sets_learned_attributes(model, data):
     assert model.objective_ == "squared"
     assert model.n_features_in_ == data.X.shape[1]

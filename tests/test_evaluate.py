@@ -156,6 +156,20 @@ def test_melu_protocol_quick_sample(fake_melu):
     assert not np.allclose(notadapted, finetuned)
 
 
+
+def test_errors_are_of_the_clipped_predictions_and_ndcg_of_the_order_before_clipping():
+    """MAE and RMSE score what ``predict`` returns, clipped to the scale; nDCG ranks by the
+    scores before clipping, so two items predicted past the top keep their order."""
+    from recmeta.evaluate.protocols import _melu_metrics
+
+    query = pd.DataFrame({"user_id": [1, 1, 1], "item_id": [7, 8, 9],
+                          "rating": [5.0, 4.0, 1.0]})
+    scores = np.array([5.2, 5.6, 2.0])  # item 8 (rated 4) above item 7 (rated 5)
+    values = _melu_metrics(query, np.clip(scores, 1, 5), scores)
+    assert values["MAE"] == pytest.approx((0 + 1 + 1) / 3)
+    assert values["nDCG@1"] == pytest.approx(15 / 31)  # tied at 5, item 7 would come first
+    assert "MAE" not in _melu_metrics(query, None, scores)
+
 def test_support_curves_quick_sample(synthetic):
     results = support_curves(synthetic, ["item", "popularity", "bias", "als", "ials", "fomaml"],
                              seeds=(0,), ks=(0, 3, 5), n_unrated=20, neural_params=TINY)

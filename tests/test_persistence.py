@@ -101,6 +101,19 @@ def test_a_model_saved_before_mf_features_and_mf_blend_loads_without_them(data, 
     _same(model, loaded, data)
 
 
+
+def test_the_rating_range_round_trips_and_a_model_saved_before_it_loads_unclipped(
+        model, data, tmp_path):
+    model.save(tmp_path / "m")
+    span = (float(data.y.min()), float(data.y.max()))
+    assert model.target_range_ == span == MetaRecommender.load(tmp_path / "m").target_range_
+    meta = json.loads((tmp_path / "m" / META).read_text())
+    del meta["fitted"]["target_range"]  # as such a model was saved
+    (tmp_path / "m" / META).write_text(json.dumps(meta))
+    loaded = MetaRecommender.load(tmp_path / "m")
+    assert loaded.target_range_ is None
+    np.testing.assert_array_equal(np.clip(loaded.predict(data.X), *span), model.predict(data.X))
+
 def test_other_format_version_is_refused(model, tmp_path):
     model.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / META).read_text())

@@ -80,6 +80,10 @@ class BaselineMethod:
     def predict(self, query: pd.DataFrame, support: pd.DataFrame | None) -> np.ndarray:
         return self.model.predict(query, support)
 
+    def scores(self, query: pd.DataFrame, support: pd.DataFrame | None) -> np.ndarray:
+        """What to rank by: the predictions before clipping to the rating scale."""
+        return self.model.scores(query, support)
+
 
 @dataclass
 class NeuralMethod:
@@ -141,6 +145,15 @@ class NeuralMethod:
                                  self._target(support[C.RATING].to_numpy(dtype=np.float64)))
         finally:
             model.set_params(inner_steps=steps, mf_blend=blend)
+
+    def scores(self, query: pd.DataFrame, support: pd.DataFrame | None) -> np.ndarray:
+        """What to rank by: the predictions before clipping to the rating scale (as
+        ``recommend`` ranks), so no item ties with another at the top of the scale."""
+        span, self.model_.target_range_ = self.model_.target_range_, None
+        try:
+            return self.predict(query, support)
+        finally:
+            self.model_.target_range_ = span
 
     def _target(self, ratings: np.ndarray) -> np.ndarray:
         """Implicit methods learn from who rated what: every rating becomes a 1."""

@@ -139,9 +139,10 @@ def melu_states(melu: MeluData, methods: Sequence[str], seeds: Sequence[int] = (
             collect.fitted(name, seed, method.fit(data))
             for state in states:
                 split = splits[state]
-                scores = method.predict(split.query, split.support)
-                collect.add(state, name, seed, _melu_metrics(split.query, scores,
-                                                             method.predicts_ratings))
+                pred = (method.predict(split.query, split.support)
+                        if method.predicts_ratings else None)
+                scores = method.scores(split.query, split.support)
+                collect.add(state, name, seed, _melu_metrics(split.query, pred, scores))
             if progress is not None:
                 progress(f"melu seed {seed}: {name} done")
     return collect.results()
@@ -189,7 +190,7 @@ def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int
                 if method.predicts_ratings:
                     pred = method.predict(split.query, support)
                     values |= _errors(split.query, pred)
-                scores = method.predict(split.candidates, support)
+                scores = method.scores(split.candidates, support)
                 values |= _top_k(split.candidates, scores, k_top)
                 collect.add(int(k), name, seed, values)
             if progress is not None:
@@ -202,11 +203,13 @@ def _errors(query: pd.DataFrame, pred: np.ndarray) -> dict:
     return {"MAE": M.mae(users, y, pred), "RMSE": M.rmse(users, y, pred)}
 
 
-def _melu_metrics(query: pd.DataFrame, pred: np.ndarray, ratings: bool) -> dict:
+def _melu_metrics(query: pd.DataFrame, pred: np.ndarray | None, scores: np.ndarray) -> dict:
+    """MAE and RMSE of the predicted ratings (None: the method predicts none), and MeLU's
+    nDCG of the order of ``scores`` (the predictions before clipping to the scale)."""
     users, y = query[C.USER].to_numpy(), query[C.RATING].to_numpy(dtype=np.float64)
-    values = _errors(query, pred) if ratings else {}
-    return values | {"nDCG@1": M.melu_ndcg(users, y, pred, 1),
-                     "nDCG@3": M.melu_ndcg(users, y, pred, 3)}
+    values = _errors(query, pred) if pred is not None else {}
+    return values | {"nDCG@1": M.melu_ndcg(users, y, scores, 1),
+                     "nDCG@3": M.melu_ndcg(users, y, scores, 3)}
 
 
 def _top_k(candidates: pd.DataFrame, scores: np.ndarray, k: int) -> dict:
