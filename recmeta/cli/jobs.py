@@ -157,7 +157,7 @@ def _stopped(engine, job, resume: int | None, exc: BaseException) -> dict:
     """After SIGINT or SIGTERM: the run is marked failed (by :meth:`NightlyJob.run`, else by
     :meth:`NightlyJob.stopped`), its committed batches stand, its summary is printed and a
     JobError raised; the summary of a run that had just finished is returned instead."""
-    from recmeta.adapters.scoring import stored_summary
+    from recmeta.adapters.summary import stored_summary
 
     name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
     if job is None and resume is not None:  # stopped while loading the run: it is as it was
@@ -210,7 +210,7 @@ def _warned(job, summary: dict) -> dict:
 def _feature_tables(job, summary: dict) -> list[str]:
     """Warnings of feature tables with rows without a key, or keys on more than one row
     (saying which row is used)."""
-    from recmeta.adapters.scoring import TABLE_NAMES
+    from recmeta.adapters.summary import TABLE_NAMES
 
     warnings = []
     for side, name in TABLE_NAMES.items():
