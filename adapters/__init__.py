@@ -3,7 +3,8 @@
 Installed as ``recmeta.adapters`` (the core never imports it):
 
 - :mod:`~recmeta.adapters.sql`: read interactions and features from the application's own
-  tables (reflected, mapped, one query per batch of users);
+  tables (reflected, mapped, one query per batch of users), named as
+  :mod:`~recmeta.adapters.source` describes;
 - :mod:`~recmeta.adapters.tables` and :mod:`~recmeta.adapters.migrate`: recmeta's own tables
   and their Alembic history (:mod:`recmeta.migrations`);
 - :mod:`~recmeta.adapters.scoring`: the nightly job, with :mod:`~recmeta.adapters.batch`
