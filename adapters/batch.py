@@ -41,6 +41,7 @@ from recmeta.adapted import Request
 from recmeta.exceptions import DataError
 
 from .ids import align_ids
+from .sql import last_per_key
 
 if TYPE_CHECKING:
     from recmeta import MetaRecommender
@@ -136,7 +137,7 @@ class BatchScorer:
         for name in s.item_fields:
             if name not in frame.columns:
                 frame[name] = None
-        return frame[[s.item_col, *s.item_fields]].drop_duplicates(s.item_col, keep="last")
+        return last_per_key(frame[[s.item_col, *s.item_fields]], s.item_col)
 
     def _candidates(self, table: pd.DataFrame | None):
         """Candidates as the estimator takes them, and how many were unusable."""
@@ -232,7 +233,7 @@ class BatchScorer:
         for name in s.user_fields:
             if name not in frame.columns:
                 frame[name] = None
-        return frame[[s.user_col, *s.user_fields]].drop_duplicates(s.user_col, keep="last")
+        return last_per_key(frame[[s.user_col, *s.user_fields]], s.user_col)
 
     def _users_arg(self, ids: list, features: pd.DataFrame | None):
         """Users as ``adapt`` takes them: features from the database when it has a users

@@ -242,7 +242,9 @@ class SqlReader:
     def features(self, conn: sa.Connection, side: str, ids: Sequence | None = None
                  ) -> pd.DataFrame | None:
         """The table of ``side`` ("user", "item" or "candidates"), of ``ids`` or of all, with
-        its key named ``user_id`` or ``item_id``; None when the source has no such table."""
+        its key named ``user_id`` or ``item_id``; None when the source has no such table.
+        Rows sharing a key come in :meth:`tie_break` order: :func:`last_per_key` keeps the
+        one to use."""
         if side not in self.entities:
             return None
         return self.entities[side].read(conn, ids, C.USER if side == "user" else C.ITEM)
@@ -250,7 +252,7 @@ class SqlReader:
     def duplicate_keys(self, conn: sa.Connection, first: int = 5) -> dict[str, tuple[int, list]]:
         """Per feature table (``"user"``, ``"item"``, ``"candidates"``), how many keys are on
         more than one row, and the ``first`` of them in key order. Of the rows sharing a key,
-        the job uses the one read last (see :meth:`tie_break`)."""
+        the job and training use the one read last (:func:`last_per_key`)."""
         return {side: table.duplicate_keys(conn, first) for side, table in self.entities.items()}
 
     def null_keys(self, conn: sa.Connection) -> dict[str, int]:
@@ -307,6 +309,13 @@ class _EntityTable:
                  .order_by(shared.c.key).limit(first))
         rows = conn.execute(query).all()
         return (int(rows[0][1]) if rows else 0), [row[0] for row in rows]
+
+
+def last_per_key(table: pd.DataFrame, key: str) -> pd.DataFrame:
+    """One row per ``key`` of a feature table as :meth:`SqlReader.features` reads it: of the
+    rows sharing a key, the last read, i.e. the one with the greatest
+    :meth:`SqlReader.tie_break` column (the row the nightly job and training both use)."""
+    return table.drop_duplicates(key, keep="last")
 
 
 def _records(rows, columns: list[str]) -> pd.DataFrame:

@@ -4,6 +4,8 @@
 committed batch), what it has counted and how long it took, added up over every process
 that worked on it. :func:`summary` turns a checkpoint into the JSON summary that
 ``recmeta score`` prints; :func:`stored_summary` reads it from the database.
+:func:`feature_table_counts` is what both the job and ``recmeta train`` report of the
+feature tables.
 """
 
 from __future__ import annotations
@@ -63,11 +65,7 @@ class Progress:
         one."""
         self.not_in_users_table = reader.count_users_without_row(conn)
         self.null_user_id = reader.count_rows_without_user(conn)
-        nulls = reader.null_keys(conn)
-        self.feature_tables = {
-            TABLE_NAMES[side]: {"null_keys": nulls[side], "duplicate_keys": count,
-                                "first_duplicates": [_jsonable_id(k) for k in first]}
-            for side, (count, first) in reader.duplicate_keys(conn).items()}
+        self.feature_tables = feature_table_counts(reader, conn)
 
     def add(self, last_user, counts: Counts, **seconds: float) -> None:
         self.last_user = _jsonable_id(last_user)
@@ -83,6 +81,15 @@ class Progress:
                 "null_user_id": self.null_user_id,
                 "feature_tables": self.feature_tables,
                 "elapsed_s": self.elapsed_before + time.perf_counter() - self.started}
+
+
+def feature_table_counts(reader: SqlReader, conn: sa.Connection) -> dict:
+    """Per feature table (by its name in the summary): rows whose key is NULL, keys on more
+    than one row, and the first of those; what the job and ``recmeta train`` report."""
+    nulls = reader.null_keys(conn)
+    return {TABLE_NAMES[side]: {"null_keys": nulls[side], "duplicate_keys": count,
+                                "first_duplicates": [_jsonable_id(k) for k in first]}
+            for side, (count, first) in reader.duplicate_keys(conn).items()}
 
 
 def stored_summary(engine: sa.Engine, run_id: int, resumed: bool) -> dict:

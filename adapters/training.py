@@ -3,7 +3,10 @@ registry row.
 
 The frame has recmeta's column names: ``user_id``, ``item_id``, ``timestamp`` when there is
 a time column, and the feature columns of the user and item tables, joined on the ids.
-Rows whose rating is NULL, NaN or not a number are dropped and counted.
+Rows whose rating is NULL, NaN or not a number are dropped and counted. Feature tables are
+read as the nightly job reads them: rows whose key is NULL are not joined, and of rows
+sharing a key only the one the job uses is (:func:`~recmeta.adapters.sql.last_per_key`),
+so every interaction is one training row; both are counted per table (``feature_tables``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from recmeta.exceptions import DataError, InvalidParameterError
 
 from . import registry
 from .ids import align_ids
-from .sql import SqlReader
+from .sql import SqlReader, last_per_key
+from .summary import feature_table_counts
 
 if TYPE_CHECKING:
     from recmeta import MetaRecommender
@@ -33,6 +37,7 @@ def frame_from_sql(reader: SqlReader) -> tuple[pd.DataFrame, np.ndarray, dict]:
         parts = list(reader.interactions(conn))
         users = reader.features(conn, "user")
         items = reader.features(conn, "item")
+        tables = feature_table_counts(reader, conn)
     if not parts:
         raise DataError(f"The interactions table {reader.table.name!r} is empty: load some "
                         f"interactions into it before training.")
@@ -40,8 +45,9 @@ def frame_from_sql(reader: SqlReader) -> tuple[pd.DataFrame, np.ndarray, dict]:
     for key, table in ((C.USER, users), (C.ITEM, items)):
         if table is not None:
             table[key] = align_ids(table[key], pd.Index(frame[key]))
-            frame = frame.merge(table, on=key, how="left")
-    return _split_target(frame)
+            frame = frame.merge(last_per_key(table, key), on=key, how="left")
+    X, y, counts = _split_target(frame)
+    return X, y, {**counts, "feature_tables": tables}
 
 
 def frame_from_file(path, mapping: dict[str, str | None]) -> tuple[pd.DataFrame, np.ndarray,

@@ -17,9 +17,9 @@ import torch
 from click.testing import CliRunner
 
 from recmeta import MetaRecommender, make_synthetic
-from recmeta.adapters import migrate, runs
+from recmeta.adapters import migrate, runs, training
 from recmeta.adapters.scoring import NightlyJob, ScoreSettings
-from recmeta.adapters.sql import SqlSource
+from recmeta.adapters.sql import Entities, SqlReader, SqlSource
 from recmeta.cli import main
 from recmeta.cli._common import parse_params
 
@@ -100,6 +100,55 @@ def test_train_takes_the_tuples_and_none_its_messages_name(filled_engine, db_url
     invoke("train", "--db", db_url, *TABLES, "--out", tmp_path / "m2", "--param",
            "max_epochs=1", "--param", "hidden=8,4", "--param", "embedding_dim=4")
     assert MetaRecommender.load(tmp_path / "m2").hidden == (8, 4)
+
+
+def test_train_joins_the_feature_row_score_uses_and_warns_of_shared_or_null_keys(
+        filled_engine, db_url, tmp_path, sql_data):
+    """A key on two rows of a feature table doubled every interaction with it (each row
+    joined once); now of rows sharing a key the one score uses is joined, and both a shared
+    key and a NULL one are counted and warned about, as score does."""
+    catalog = sa.Table("catalog", sa.MetaData(),
+                       sa.Column("row_id", sa.Integer, primary_key=True, autoincrement=False),
+                       sa.Column("item_id", sa.Integer), sa.Column("genres", sa.String(100)),
+                       sa.Column("decade", sa.String(10)), sa.Column("length", sa.Float))
+    catalog.create(filled_engine)
+    item5 = {"item_id": 5, "decade": "1930s", "length": 60.0}
+    with filled_engine.begin() as conn:
+        conn.execute(catalog.insert(), sql_data.items.assign(
+            row_id=sql_data.items["item_id"] + 10).to_dict("records"))
+        # item 5 on two more rows: the greatest row_id is used, not the last inserted
+        conn.execute(catalog.insert(), [{"row_id": 1000, "genres": "western", **item5},
+                                        {"row_id": 1, "genres": "noir", **item5},
+                                        {"row_id": 2, "genres": "x", **item5, "item_id": None}])
+        conn.execute(sa.text("INSERT INTO app_users SELECT * FROM app_users "
+                             "WHERE user_id BETWEEN 1 AND 3"))
+    reader = SqlReader(filled_engine, SqlSource(users=Entities("app_users", "user_id"),
+                                                items=Entities("catalog", "item_id")))
+    X, y, counts = training.frame_from_sql(reader)
+    assert len(X) == len(y) == len(sql_data.interactions)
+    assert (X["item_id"] == "5").any() and set(X.loc[X["item_id"] == "5", "genres"]) == {
+        "western"}
+    assert counts["feature_tables"] == {
+        "users": {"null_keys": 0, "duplicate_keys": 3, "first_duplicates": [1, 2, 3]},
+        "items": {"null_keys": 1, "duplicate_keys": 1, "first_duplicates": [5]}}
+
+    result = invoke("train", "--db", db_url, "--users", "app_users", "--items", "catalog",
+                    "--item-features", "genres,decade,length", "--out", tmp_path / "m",
+                    "--param", "max_epochs=1", "--param", "hidden=[8]",
+                    "--param", "embedding_dim=4")
+    summary = stdout_json(result)
+    assert summary["metrics"]["n_interactions"] == len(sql_data.interactions)
+    assert summary["feature_tables"] == counts["feature_tables"]
+    for warning in [
+            "3 key(s) of the users table 'app_users' are on more than one row (user_id 1, 2, "
+            "3): one row of each is used, and which one is not defined (no single-column "
+            "primary key orders them). Make 'user_id' unique there.",
+            "1 row(s) of the items table 'catalog' have a NULL key ('item_id'): they were "
+            "not read.",
+            "1 key(s) of the items table 'catalog' are on more than one row (item_id 5): one "
+            "row of each is used, the one with the greatest 'row_id' (the table's primary "
+            "key). Make 'item_id' unique there."]:
+        assert f"recmeta: warning: {warning}\n" in result.stderr
 
 
 def test_score_prints_json_and_writes(filled_engine, db_url, sql_model_dir):

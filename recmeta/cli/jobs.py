@@ -52,7 +52,11 @@ RESUME_TAKES_NOTHING_ELSE = ("model", "n", "batch_size", "history", "include_see
 def train(db_url, file, out, name, params, **source) -> None:
     """Train a model from the database (or a file), save it to --out and register it.
 
-    Prints a JSON summary: the model id in the registry, the directory and the metrics.
+    Prints a JSON summary: the model id in the registry, the directory, the metrics, the
+    rows dropped for a NULL/NaN rating (rows_dropped_null_rating), and per feature table
+    (feature_tables) the rows whose key is NULL, which are not used, and the keys on more
+    than one row, of which the row `recmeta score` uses is used; the latter two are also
+    warned about on stderr.
     """
     from recmeta.adapters import training
     from recmeta.adapters.migrate import require_head
@@ -72,6 +76,8 @@ def train(db_url, file, out, name, params, **source) -> None:
     else:
         reader = SqlReader(engine, spec)
         X, y, counts = training.frame_from_sql(reader)
+        for warning in _feature_tables(reader, counts["feature_tables"]):
+            note(f"warning: {warning}")
         params = {"user_features": reader.user_features, "item_features": reader.item_features,
                   **parse_params(params)}
     model, metrics = training.fit_and_save(X, y, params, out)
@@ -201,21 +207,22 @@ def _warned(job, summary: dict) -> dict:
         warnings.append(
             f"{dropped['null_item_id']} history row(s) read from table {where.table!r} have a "
             f"NULL item id (column {where.item!r}): they were dropped.")
-    warnings.extend(_feature_tables(job, summary))
+    warnings.extend(_feature_tables(job.reader, summary.get("feature_tables", {})))
     for warning in warnings:
         note(f"warning: {warning}")
     return {**summary, "warnings": warnings}
 
 
-def _feature_tables(job, summary: dict) -> list[str]:
+def _feature_tables(reader, counts: dict) -> list[str]:
     """Warnings of feature tables with rows without a key, or keys on more than one row
-    (saying which row is used)."""
+    (saying which row is used); ``counts`` as ``feature_tables`` of score's summary and
+    train's output holds them. Score and train use the same rows, so say the same."""
     from recmeta.adapters.summary import TABLE_NAMES
 
     warnings = []
     for side, name in TABLE_NAMES.items():
-        found = summary.get("feature_tables", {}).get(name, {})
-        spec = getattr(job.source, name)
+        found = counts.get(name, {})
+        spec = getattr(reader.source, name)
         if found.get("null_keys"):
             warnings.append(
                 f"{found['null_keys']} row(s) of the {name} table {spec.table!r} have a NULL "
@@ -223,7 +230,7 @@ def _feature_tables(job, summary: dict) -> list[str]:
         count, first = found.get("duplicate_keys", 0), found.get("first_duplicates", [])
         if not count:
             continue
-        tie = job.reader.tie_break(side)
+        tie = reader.tie_break(side)
         used = (f"the one with the greatest {tie!r} (the table's primary key)" if tie else
                 "and which one is not defined (no single-column primary key orders them)")
         keys = ", ".join(repr(key) for key in first) + (", ..." if count > len(first) else "")
