@@ -278,7 +278,7 @@ class FitSteps:
 
     def _meta_loss(self, objective: str) -> str:
         """What meta-training scores query rows by (and early-stops on): for ratings,
-        ``meta_loss`` ("auto": absolute error); for 0/1 feedback, the logistic loss."""
+        ``meta_loss`` ("auto": Huber's loss); for 0/1 feedback, the logistic loss."""
         if objective == "binary":
             if self.meta_loss != "auto":
                 raise P.InvalidParameterError(
@@ -286,7 +286,7 @@ class FitSteps:
                     f"feedback (objective 'binary'), which meta-training scores by the "
                     f"logistic loss; leave meta_loss='auto'.")
             return "binary"
-        return "absolute" if self.meta_loss == "auto" else self.meta_loss
+        return "huber" if self.meta_loss == "auto" else self.meta_loss
 
     def _loop(self, objective: str) -> InnerLoop:
         return InnerLoop(self.inner_steps, objective, first_order=self.method == "fomaml",

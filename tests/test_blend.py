@@ -86,7 +86,7 @@ def test_auto_weight_is_the_least_validation_loss(data, monkeypatch, meta_loss):
 
     monkeypatch.setattr(fitting, "blend_losses", spy)
     model = MetaRecommender(meta_loss=meta_loss, **FAST).fit(data.X, data.y)
-    assert scored_by == ["absolute" if meta_loss == "auto" else meta_loss]
+    assert scored_by == ["huber" if meta_loss == "auto" else meta_loss]
     losses = model.blend_losses_
     assert len(losses) == len(GRID)
     assert model.blend_weight_ == GRID[int(np.argmin(losses))]

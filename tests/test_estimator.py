@@ -367,7 +367,7 @@ def test_meta_loss_and_rank_weight_reach_the_trainer_binary_feedback_refuses_one
     MetaRecommender(**small, meta_loss="huber").fit(data.X, data.y)
     clicks = make_synthetic(n_users=60, n_items=40, implicit=True, random_state=2)
     MetaRecommender(**small).fit(clicks.X, clicks.y)
-    assert seen == [("absolute", 0.0), ("absolute", 0.5), ("squared", 0.0), ("huber", 0.0),
+    assert seen == [("huber", 0.0), ("absolute", 0.5), ("squared", 0.0), ("huber", 0.0),
                     ("binary", 0.0)]
     with pytest.raises(InvalidParameterError, match="meta_loss='absolute' applies to ratings"):
         MetaRecommender(**small, meta_loss="absolute").fit(clicks.X, clicks.y)
