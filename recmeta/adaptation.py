@@ -32,7 +32,9 @@ from torch.nn import functional as F
 Params = dict[str, Tensor]
 OBJECTIVES = ("squared", "binary")  # what the inner steps descend
 META_LOSSES = ("squared", "absolute", "huber")  # what meta-training may score ratings by
-HUBER_DELTA = 1.0  # "huber": squared error within one rating point of the truth, absolute past it
+# "huber": squared error within HUBER_DELTA of the truth, absolute past it; on the network's
+# scale, where ratings are (y - mean) / std: within one standard deviation of the ratings
+HUBER_DELTA = 1.0
 
 
 @dataclass(frozen=True)

@@ -80,8 +80,9 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         rest, and what early stopping watches; the inner steps always descend squared error.
         "absolute" trains for mean absolute error (MAE): adapted predictions move toward
         the median of what a user would rate an item rather than the mean, which lowers MAE
-        and raises RMSE; "squared" trains for RMSE; "huber" is Huber's loss, squared error
-        within one rating point of the truth and absolute error past it, between the two.
+        and raises RMSE; "squared" trains for RMSE; "huber" is Huber's loss, between the
+        two: squared error within one standard deviation of ``y`` of the truth (about one
+        point on MovieLens' 1-to-5 scale), absolute error past it.
         "auto" is "huber" for ratings: on validation users carved from MeLU's warm state
         (``benchmarks/tune_validation.py``, 3 seeds; docs/evaluation.md gives the figures)
         it ranked each user's items better than "absolute" (nDCG@3 0.7839 against 0.7777)

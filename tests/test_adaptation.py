@@ -227,7 +227,7 @@ def _slow_loss(error, loss):
     """The mean of a user's per-row errors under ``loss``, written out."""
     if loss == "absolute":
         return error.abs().mean()
-    if loss == "huber":  # squared within one rating point, absolute past it
+    if loss == "huber":  # squared within 1 (on the network's scale), absolute past it
         return torch.stack([0.5 * e**2 if abs(e) <= 1 else abs(e) - 0.5 for e in error]).mean()
     return (error**2).mean()
 
