@@ -117,9 +117,8 @@ class FitSteps:
         if self.objective_ == "binary":
             return 1.0 / (1.0 + np.exp(-scores))
         ratings = scores * self.target_scale_ + self.target_mean_
-        if self.target_range_ is None:  # saved before the range was kept
-            return ratings
-        return np.clip(ratings, *self.target_range_)
+        span = getattr(self, "target_range_", None)  # None: saved or pickled before it was
+        return ratings if span is None else np.clip(ratings, *span)
 
     def _objective(self, target: np.ndarray) -> str:
         binary = np.isin(target, (0.0, 1.0))
