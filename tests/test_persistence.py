@@ -163,3 +163,10 @@ def test_pickle_and_joblib(model, data, tmp_path):
     again = joblib.load(tmp_path / "m.joblib")
     _same(model, again, data)
     assert next(again.learner_.parameters()).device.type == "cpu"
+
+
+def test_a_model_pickled_before_the_rating_range_existed_predicts_unclipped(model, data):
+    old = pickle.loads(pickle.dumps(model))
+    del old.target_range_  # as such a pickle comes back
+    np.testing.assert_array_equal(np.clip(old.predict(data.X), *model.target_range_),
+                                  model.predict(data.X))
