@@ -166,7 +166,15 @@ def test_pickle_and_joblib(model, data, tmp_path):
 
 
 def test_a_model_pickled_before_the_rating_range_existed_predicts_unclipped(model, data):
-    old = pickle.loads(pickle.dumps(model))
+    # two pickled copies: both come back on the CPU, so they compute the same numbers even
+    # when the model was fitted on a GPU
+    new, old = pickle.loads(pickle.dumps(model)), pickle.loads(pickle.dumps(model))
     del old.target_range_  # as such a pickle comes back
-    np.testing.assert_array_equal(np.clip(old.predict(data.X), *model.target_range_),
-                                  model.predict(data.X))
+    unclipped = old.predict(data.X)
+    new.target_range_ = None  # as a model saved without a range loads: not clipped
+    np.testing.assert_array_equal(unclipped, new.predict(data.X))
+    # a range that some of these predictions leave, so that clipping shows
+    new.target_range_ = tuple(float(q) for q in np.quantile(unclipped, [0.1, 0.9]))
+    clipped = new.predict(data.X)
+    assert (clipped != unclipped).any()
+    np.testing.assert_array_equal(np.clip(unclipped, *new.target_range_), clipped)
