@@ -3,7 +3,8 @@ registry row.
 
 The frame has recmeta's column names: ``user_id``, ``item_id``, ``timestamp`` when there is
 a time column, and the feature columns of the user and item tables, joined on the ids.
-Rows whose rating is NULL, NaN or not a number are dropped and counted. Feature tables are
+Rows without a user or an item id, and rows whose rating is NULL, NaN or not a number, are
+dropped and counted. Feature tables are
 read as the nightly job reads them: rows whose key is NULL are not joined, and of rows
 sharing a key only the one the job uses is (:func:`~recmeta.adapters.sql.last_per_key`),
 so every interaction is one training row; both are counted per table (``feature_tables``).
@@ -41,13 +42,13 @@ def frame_from_sql(reader: SqlReader) -> tuple[pd.DataFrame, np.ndarray, dict]:
     if not parts:
         raise DataError(f"The interactions table {reader.table.name!r} is empty: load some "
                         f"interactions into it before training.")
-    frame = pd.concat(parts, ignore_index=True)
+    frame, dropped = _without_null_ids(pd.concat(parts, ignore_index=True))
     for key, table in ((C.USER, users), (C.ITEM, items)):
         if table is not None:
             table[key] = align_ids(table[key], pd.Index(frame[key]))
             frame = frame.merge(last_per_key(table, key), on=key, how="left")
     X, y, counts = _split_target(frame)
-    return X, y, {**counts, "feature_tables": tables}
+    return X, y, {**dropped, **counts, "feature_tables": tables}
 
 
 def frame_from_file(path, mapping: dict[str, str | None]) -> tuple[pd.DataFrame, np.ndarray,
@@ -70,10 +71,35 @@ def frame_from_file(path, mapping: dict[str, str | None]) -> tuple[pd.DataFrame,
                         f"--user-col, --item-col, --rating-col and --time-col (--time-col '' "
                         f"when there is no time column, --rating-col '' for implicit "
                         f"feedback).")
-    frame = frame.rename(columns=rename)
+    frame, dropped = _without_null_ids(frame.rename(columns=rename))
     if C.RATING not in frame.columns:
         frame[C.RATING] = 1.0
-    return _split_target(frame)
+    X, y, counts = _split_target(frame)
+    return X, y, {**dropped, **counts}
+
+
+def _without_null_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Drop and count the rows without a user id, then those without an item id (as the
+    nightly job counts them: a row lacking both is one without a user id). An id column of
+    integers that NULLs made floats (pandas has no NULL integer there) is integers again, so
+    item 28 stays 28 and does not become 28.0."""
+    no_user = frame[C.USER].isna().to_numpy()
+    no_item = frame[C.ITEM].isna().to_numpy() & ~no_user
+    counts = {"rows_dropped_null_user_id": int(no_user.sum()),
+              "rows_dropped_null_item_id": int(no_item.sum())}
+    if not (no_user.any() or no_item.any()):
+        return frame, counts
+    frame = frame.loc[~(no_user | no_item)].reset_index(drop=True)
+    for key in (C.USER, C.ITEM):
+        ids = frame[key]
+        if pd.api.types.is_float_dtype(ids) and (ids == ids.round()).all():
+            frame[key] = ids.astype("int64")
+    if frame.empty:
+        raise DataError(f"Every interaction lacks a user or an item id "
+                        f"({counts['rows_dropped_null_user_id']} rows without a user id, "
+                        f"{counts['rows_dropped_null_item_id']} without an item id): there is "
+                        f"nothing to train on. Check the mapping of --user-col and --item-col.")
+    return frame, counts
 
 
 def _split_target(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, dict]:

@@ -151,6 +151,55 @@ def test_train_joins_the_feature_row_score_uses_and_warns_of_shared_or_null_keys
         assert f"recmeta: warning: {warning}\n" in result.stderr
 
 
+def test_train_drops_and_counts_rows_without_an_id_and_keeps_integer_ids(
+        null_id_engine, db_url, tmp_path, sql_data):
+    """Integer id columns with NULLs came back as floats: merging the users table on them
+    failed with pandas' "merge on float64 and str columns", and without a users table the
+    model's ids would have been 3.0 for user 3. Now rows without a user or item id are
+    dropped, counted and warned about, and the ids stay integers."""
+    with null_id_engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE ev (uid INTEGER, sku INTEGER, stars FLOAT, "
+                             "ts BIGINT)"))
+        conn.execute(sa.text('INSERT INTO ev SELECT CAST(user_id AS INTEGER), CAST(item_id '
+                             'AS INTEGER), rating, "timestamp" FROM events'))
+    mapping = ["--interactions", "ev", "--user-col", "uid", "--item-col", "sku",
+               "--rating-col", "stars", "--time-col", "ts"]
+    result = invoke("train", "--db", db_url, *mapping, "--users", "app_users", "--out",
+                    tmp_path / "m", "--param", "max_epochs=1", "--param", "hidden=[8]",
+                    "--param", "embedding_dim=4")
+    summary = stdout_json(result)
+    # events: three rows without a user id (one lacks the item too), two without an item id
+    # (one of them without a rating: counted once, as a row without an item id)
+    assert (summary["rows_dropped_null_user_id"], summary["rows_dropped_null_item_id"],
+            summary["rows_dropped_null_rating"]) == (3, 2, 0)
+    assert summary["metrics"]["n_interactions"] == len(sql_data.interactions)
+    for side, count, column in (("user", 3, "uid"), ("item", 2, "sku")):
+        assert (f"recmeta: warning: {count} row(s) of table 'ev' have a NULL {side} id "
+                f"(column {column!r}): they were not trained on.\n") in result.stderr
+    model = MetaRecommender.load(tmp_path / "m")
+    assert model.users_.ids.dtype == "int64" and model.items_.ids.dtype == "int64"
+    assert set(model.users_.ids) == set(sql_data.interactions["user_id"])
+    assert "gender" in model.schema_.user_fields  # the users table was joined
+
+    # the same from a file, where pandas reads such columns as floats too
+    path = tmp_path / "ev.csv"
+    with null_id_engine.connect() as conn:
+        pd.read_sql_table("ev", conn).to_csv(path, index=False)
+    result = invoke("train", "--file", path, *mapping[2:], "--out", tmp_path / "f",
+                    "--param", "max_epochs=1")
+    summary = stdout_json(result)
+    assert (summary["rows_dropped_null_user_id"], summary["rows_dropped_null_item_id"]) == (3, 2)
+    assert f"row(s) of {str(path)!r} have a NULL user id" in result.stderr
+    assert MetaRecommender.load(tmp_path / "f").users_.ids.dtype == "int64"
+
+    # nothing left: a clear error, not an empty fit
+    with null_id_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ev SET uid = NULL"))
+    result = invoke("train", "--db", db_url, *mapping, "--out", tmp_path / "e", ok=False)
+    assert result.exit_code == 2 and "Every interaction lacks a user or an item id" in (
+        result.output)
+
+
 def test_score_prints_json_and_writes(filled_engine, db_url, sql_model_dir):
     result = invoke("score", "--db", db_url, "--model", sql_model_dir, *TABLES, "-n", 3,
                     "--batch-size", 16, "--progress")

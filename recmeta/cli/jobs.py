@@ -53,7 +53,9 @@ def train(db_url, file, out, name, params, **source) -> None:
     """Train a model from the database (or a file), save it to --out and register it.
 
     Prints a JSON summary: the model id in the registry, the directory, the metrics, the
-    rows dropped for a NULL/NaN rating (rows_dropped_null_rating), and per feature table
+    rows dropped for a NULL user id, a NULL item id (both warned about on stderr) or a
+    NULL/NaN rating (rows_dropped_null_user_id, rows_dropped_null_item_id,
+    rows_dropped_null_rating), and per feature table
     (feature_tables) the rows whose key is NULL, which are not used, and the keys on more
     than one row, of which the row `recmeta score` uses is used; the latter two are also
     warned about on stderr.
@@ -80,6 +82,14 @@ def train(db_url, file, out, name, params, **source) -> None:
             note(f"warning: {warning}")
         params = {"user_features": reader.user_features, "item_features": reader.item_features,
                   **parse_params(params)}
+    where = repr(str(file)) if file is not None else f"table {spec.interactions.table!r}"
+    for count, side, column in ((counts["rows_dropped_null_user_id"], "user",
+                                 spec.interactions.user),
+                                (counts["rows_dropped_null_item_id"], "item",
+                                 spec.interactions.item)):
+        if count:
+            note(f"warning: {count} row(s) of {where} have a NULL {side} id (column "
+                 f"{column!r}): they were not trained on.")
     model, metrics = training.fit_and_save(X, y, params, out)
     model_id = training.register(engine, out, model, metrics, name)
     print_json({"model_id": model_id, "artifact": str(Path(out).resolve()),
