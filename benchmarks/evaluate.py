@@ -72,8 +72,8 @@ def merge(folders: list[Path], out: Path) -> Path:
             if not (folder / name).is_file():
                 raise SystemExit(f"{folder / name} not found: give folders written by "
                                  f"benchmarks/evaluate.py --out.")
-        results += Results(pd.read_csv(folder / "metrics.csv"),
-                           pd.read_csv(folder / "timings.csv"), _counts(folder))
+        results += Results(_settings(pd.read_csv(folder / "metrics.csv")),
+                           pd.read_csv(folder / "timings.csv"), _settings(_counts(folder)))
     keys = ["protocol", "dataset", "setting", "method", "seed", "metric"]
     twice = results.metrics.astype({"setting": str}).duplicated(keys)
     if twice.any():
@@ -82,6 +82,15 @@ def merge(folders: list[Path], out: Path) -> Path:
     notes = "Merged from " + ", ".join(f"`{f}`" for f in folders) + \
         " (each folder's report.md gives its settings, code version and time)."
     return write_report(results, out, notes=notes)
+
+
+def _settings(frame: pd.DataFrame) -> pd.DataFrame:
+    """``setting`` as the runs wrote it: a support size k is a number, a state a name. A
+    CSV that holds both reads k back as text, whose order puts k = 10 before k = 3."""
+    if "setting" in frame:
+        frame["setting"] = [int(s) if isinstance(s, str) and s.isdigit() else s
+                            for s in frame["setting"]]
+    return frame
 
 
 def _counts(folder: Path) -> pd.DataFrame:

@@ -358,7 +358,7 @@ def test_parts_run_apart_merge_into_the_report_of_the_whole(fake_melu, synthetic
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     melu = melu_states(fake_melu, ["bias", "als"], seeds=(0,), n_query=5)
-    curves = support_curves(synthetic, ["bias", "popularity"], seeds=(0,), ks=(0, 3),
+    curves = support_curves(synthetic, ["bias", "popularity"], seeds=(0,), ks=(0, 3, 10),
                             n_unrated=10)
     write_report(melu, tmp_path / "a", plots=False)
     write_report(curves, tmp_path / "b", plots=False)
@@ -368,5 +368,11 @@ def test_parts_run_apart_merge_into_the_report_of_the_whole(fake_melu, synthetic
     whole = write_report(melu + curves, tmp_path / "whole").read_text()
     merged = (out / "report.md").read_text()
     assert merged.split("## ")[1:] == whole.split("## ")[1:]  # every table, notes aside
+    # a merged folder merges again into the same report: its metrics.csv mixes states and
+    # k in one column, which reads back as text, and k = 10 came before k = 3
+    assert bench.main(["--merge", str(out), "--out", str(tmp_path / "again")]) == 0
+    again = (tmp_path / "again" / "report.md").read_text()
+    assert again.split("## ")[1:] == whole.split("## ")[1:]
+    assert "| k=0 | k=3 | k=10 |" in again
     with pytest.raises(SystemExit, match="more than one folder"):
         bench.main(["--merge", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(out)])
