@@ -21,7 +21,9 @@ counted in the job's summary:
   the model was fitted on: the database is the source of truth, and nothing of the history
   the model remembers from training is used (a user whose rows were deleted is not served
   from them, and a mapping that reads no rows shows as cold users, not as a healthy run);
-- a user with no candidate left to recommend (all seen) is skipped (``no_candidates``).
+- a user with no candidate left to recommend (all seen) is skipped (``no_candidates``);
+  "seen" is every item of the user's rows, those older than the rows read for adapting
+  included (``seen``, which :meth:`SqlReader.older_items` reads), and rows dropped above.
 
 Ids read from the database are matched to the model's ids by value: when the model was
 fitted on integer ids and the database holds them as text (recmeta's default tables do),
@@ -155,8 +157,8 @@ class BatchScorer:
         return len(self.model.items_) if self.candidates is None else len(self.candidates)
 
     # ------------------------------------------------------------------ batch
-    def score(self, users: list, history: pd.DataFrame,
-              user_table: pd.DataFrame | None) -> tuple[pd.DataFrame, Counts]:
+    def score(self, users: list, history: pd.DataFrame, user_table: pd.DataFrame | None,
+              seen: pd.DataFrame | None = None) -> tuple[pd.DataFrame, Counts]:
         """Top-``n`` of every user in ``users`` from its ``history`` rows.
 
         Parameters
@@ -167,6 +169,9 @@ class BatchScorer:
             Oldest first within each user, as :meth:`SqlReader.histories` returns it.
         user_table : DataFrame or None
             ``user_id`` and user feature columns of (some of) these users.
+        seen : DataFrame or None
+            ``user_id`` and ``item_id`` of rows older than ``history`` holds, never
+            recommended (with ``exclude_seen``) as no item of ``history`` is.
 
         Returns
         -------
@@ -177,18 +182,19 @@ class BatchScorer:
         known_users = self.model.users_.ids
         aligned = align_ids(pd.Series(users), known_users)
         raw_of = dict(zip(aligned.tolist(), users, strict=True))
+        seen_by_user = self._seen_items(history, seen) if self.exclude_seen else None
         history = self._clean(history, counts)
         counts.users_new = int((self.model.users_.positions(aligned) < 0).sum())
         features = self._user_features(user_table)
         warm_ids = pd.unique(history[self.schema.user_col]).tolist()
         warm = set(warm_ids)
         cold_ids = [u for u in aligned.tolist() if u not in warm]
-        parts = [self._recommend(history, warm_ids, features)] if warm_ids else []
+        parts = [self._recommend(history, warm_ids, features, seen_by_user)] if warm_ids else []
         if cold_ids and self.skip_cold:
             counts.skipped_no_history = len(cold_ids)
         elif cold_ids:
             counts.users_cold = len(cold_ids)
-            parts.append(self._recommend(None, cold_ids, features))
+            parts.append(self._recommend(None, cold_ids, features, seen_by_user))
         recs = pd.concat(parts, ignore_index=True) if parts else _empty()
         served = set(recs[C.USER].tolist())
         attempted = len(warm_ids) + (0 if self.skip_cold else len(cold_ids))
@@ -197,6 +203,19 @@ class BatchScorer:
         counts.recommendations = len(recs)
         recs[C.USER] = recs[C.USER].map(raw_of)
         return recs, counts
+
+    def _seen_items(self, history: pd.DataFrame, older: pd.DataFrame | None) -> dict:
+        """Every item of each user's rows, read or older, dropped rows' included: the
+        model's ids of user -> items."""
+        rows = history[[C.USER, C.ITEM]]
+        if older is not None and len(older):
+            rows = pd.concat([rows, older[[C.USER, C.ITEM]]], ignore_index=True)
+        rows = rows.dropna()
+        if rows.empty:
+            return {}
+        users = align_ids(rows[C.USER], self.model.users_.ids)
+        items = align_ids(rows[C.ITEM], self.model.items_.ids)
+        return items.groupby(users.to_numpy(), sort=False).agg(list).to_dict()
 
     def _clean(self, history: pd.DataFrame, counts: Counts) -> pd.DataFrame:
         """Apply the row policy of the module docstring; rename to the model's columns."""
@@ -245,14 +264,14 @@ class BatchScorer:
         return frame.merge(features, on=s.user_col, how="left")
 
     def _recommend(self, history: pd.DataFrame | None, ids: list,
-                   features: pd.DataFrame | None) -> pd.DataFrame:
+                   features: pd.DataFrame | None, seen: dict | None) -> pd.DataFrame:
         users = self._users_arg(ids, features)
         request = Request(self.model)
         if history is None:  # no history read: none remembered from training either
-            adapted = request.adapted(None, None, users, remembered=False)
+            adapted = request.adapted(None, None, users, remembered=False, seen=seen)
         else:
             adapted = request.adapted(self._history_X(history), history[C.RATING].to_numpy(),
-                                      users)
+                                      users, seen=seen)
         return adapted.recommend(self.n, self.candidates, self.exclude_seen)
 
     def _history_X(self, history: pd.DataFrame) -> pd.DataFrame:

@@ -48,13 +48,15 @@ def recommend_one(engine: sa.Engine, source: SqlSource, model: str, user: str, n
     matched = for_column([user], reader.user)  # [] when it cannot be an id of that column
     with engine.connect() as conn:
         check_feedback(fitted, source.interactions.rating, reader.rating_sample(conn))
-        rows = reader.histories(conn, matched, history or fitted.max_history)
+        last_n = history or fitted.max_history
+        rows = reader.histories(conn, matched, last_n)
+        older = reader.older_items(conn, rows, last_n) if exclude_seen else None
         user_table = reader.features(conn, "user", [user])
         items = reader.features(conn, "item")
         candidates = reader.features(conn, "candidates")
     scorer = BatchScorer(fitted, n, exclude_seen, False, items,
                          candidates if candidates is not None else items)
-    recs, counts = scorer.score(matched or [user], rows, user_table)
+    recs, counts = scorer.score(matched or [user], rows, user_table, older)
     described = user_table is not None and len(user_table) > 0
     nowhere = counts.users_new and not counts.rows_read and not described
     return {"user": user, "explanation": explain(counts, scorer.n_candidates(), nowhere),

@@ -274,9 +274,11 @@ class NightlyJob:
                 if not users:
                     return
                 history = self.reader.histories(conn, users, last_n)
+                older = (self.reader.older_items(conn, history, last_n)
+                         if self.settings.exclude_seen else None)
                 user_table = self.reader.features(conn, "user", users)
             t1 = time.perf_counter()
-            recs, counts = scorer.score(users, history, user_table)
+            recs, counts = scorer.score(users, history, user_table, older)
             t2 = time.perf_counter()
             with self.engine.begin() as conn:
                 runs.write(conn, self.run_id, recs)

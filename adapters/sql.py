@@ -156,6 +156,21 @@ class SqlReader:
             query = self._window_query(users, last_n)
         return self._frame(_stream(conn, query))
 
+    def older_items(self, conn: sa.Connection, history: pd.DataFrame, last_n: int
+                    ) -> pd.DataFrame:
+        """The items of every row of the users whose ``history`` (as :meth:`histories` read
+        it) has ``last_n`` rows, so may have left older rows unread: what a user has seen,
+        besides the rows it adapts on. Columns user_id, item_id; NULL items left out."""
+        counts = history[C.USER].value_counts()
+        users = for_column(counts.index[counts >= last_n].tolist(), self.user)
+        if not users:
+            return _records([], [C.USER, C.ITEM])
+        t = self.table
+        ids = sa.bindparam("users", users, expanding=True, type_=self.user.type)
+        query = (sa.select(t.c[self.user.name].label(C.USER), t.c[self.item.name].label(C.ITEM))
+                 .where(t.c[self.user.name].in_(ids), t.c[self.item.name].is_not(None)))
+        return _records(_stream(conn, query), [C.USER, C.ITEM])
+
     def _selected(self, source) -> list:
         """The history columns of ``source`` (a table or subquery), labelled recmeta's way."""
         c = source.c

@@ -30,9 +30,12 @@ class AdaptedUsers:
     """
 
     def __init__(self, model, users: EntityTable, items: EntityTable, fast: dict,
-                 seen: list[np.ndarray]):
+                 seen: list[np.ndarray], seen_ids: list | None = None):
+        # seen: each user's whole history (positions in items), not only the latest
+        # max_history rows it adapted on; seen_ids: more ids per user (the nightly job's
+        # rows past the ones it read), placed when the candidates are known
         self._model, self._users, self._items = model, users, items
-        self._fast, self._seen = fast, seen
+        self._fast, self._seen, self._seen_ids = fast, seen, seen_ids
 
     @property
     def user_ids(self) -> pd.Index:
@@ -90,7 +93,7 @@ class AdaptedUsers:
         items, cand = self._candidates(candidates)
         rows, scores = top_n(self._model.learner_, self._table(self._users), self._table(items),
                              self._fast, np.arange(len(self)), cand,
-                             self._seen if exclude_seen else None, int(n))
+                             self._seen_in(items) if exclude_seen else None, int(n))
         keep = rows >= 0
         frame = pd.DataFrame({
             C.USER: np.repeat(self._users.ids.to_numpy(), rows.shape[1])[keep.ravel()],
@@ -99,6 +102,17 @@ class AdaptedUsers:
             C.RANK: np.tile(np.arange(1, rows.shape[1] + 1), len(rows))[keep.ravel()],
         })
         return frame.reset_index(drop=True)
+
+    def _seen_in(self, items: EntityTable) -> list[np.ndarray]:
+        """Each user's seen items as positions in ``items`` (this catalogue, or it extended
+        by new candidate items)."""
+        if self._seen_ids is None:
+            return self._seen
+        out = []
+        for seen, ids in zip(self._seen, self._seen_ids, strict=True):
+            more = items.positions(pd.Index(ids)) if len(ids) else np.zeros(0, np.int64)
+            out.append(np.union1d(seen, more[more >= 0]))
+        return out
 
     def _candidates(self, candidates) -> tuple[EntityTable, np.ndarray]:
         if candidates is None:
@@ -155,7 +169,9 @@ class Request:
 
     def prepare(self, history_X, history_y, users, require_history: bool = True,
                 remembered: bool = True):
-        """The users to adapt, each one's support (item rows, scaled targets).
+        """The users to adapt, and each one's history (item rows, scaled targets), whole:
+        a user adapts on the latest ``max_history`` rows of it (:meth:`support`), and none
+        of it is recommended back.
 
         A user without rows in ``history_X`` adapts on the history remembered from ``fit``,
         or, with ``remembered=False`` (a database that is the source of truth), on none."""
@@ -163,35 +179,45 @@ class Request:
             raise DataError("history_y was given without history_X; pass both, or neither.")
         histories = self._given(history_X, history_y) if history_X is not None else None
         table = self._users(users, history_X)
-        supports = []
+        whole = []
         for user in table.ids:
             if histories is not None and user in histories:
-                supports.append(histories[user])
+                whole.append(histories[user])
             elif histories is not None and require_history:
                 raise DataError(f"User {user!r} has no rows in history_X. Give its interactions, "
                                 f"or leave it out (users not in a history use the remembered or "
                                 f"initial model: call adapt(users=[...]) without history_X).")
             elif remembered:
-                supports.append(self._remembered(user))
+                whole.append(self._remembered(user))
             else:
-                supports.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
-        return table, supports
+                whole.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
+        return table, whole
 
     def adapted(self, history_X, history_y, users, require_history: bool = True,
-                remembered: bool = True):
-        """Adapt the users and keep each one's parameters."""
-        table, supports = self.prepare(history_X, history_y, users, require_history,
-                                       remembered)
+                remembered: bool = True, seen: dict | None = None):
+        """Adapt the users and keep each one's parameters. ``seen``: more item ids per
+        user id that ``recommend`` leaves out, beside each user's history."""
+        table, histories = self.prepare(history_X, history_y, users, require_history,
+                                        remembered)
         model = self.model
         fast = adapt_users(model.learner_, table.tensors(model.device_),
                            self.items.tensors(model.device_), np.arange(len(table)),
-                           self._with_negatives(supports), model._serving_loop())
-        return AdaptedUsers(model, table, self.items, fast, [i for i, _ in supports])
+                           self._with_negatives([self.support(h) for h in histories]),
+                           model._serving_loop())
+        extra = None if seen is None else [list(seen.get(u, ())) for u in table.ids]
+        return AdaptedUsers(model, table, self.items, fast, [i for i, _ in histories], extra)
+
+    def support(self, history: tuple[np.ndarray, np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """What a user adapts on: the latest ``max_history`` rows of its history."""
+        items, target = history
+        return items[-self.model.max_history :], target[-self.model.max_history :]
 
     def scores(self, frame: pd.DataFrame, history_X, history_y) -> np.ndarray:
         """Adapt the users of ``frame`` and score its rows, a chunk of users at a time,
         keeping no per-user parameters."""
-        table, supports = self.prepare(history_X, history_y, frame, require_history=False)
+        table, histories = self.prepare(history_X, history_y, frame, require_history=False)
+        supports = [self.support(h) for h in histories]
         model, s = self.model, self.schema
         groups, rows = group_rows(table.positions(frame[s.user_col]))
         item_pos = self.items.positions(frame[s.item_col])
@@ -212,15 +238,13 @@ class Request:
         items = self.items.positions(frame[self.schema.item_col])
         groups = frame.groupby(self.schema.user_col, sort=False).indices
         self._history_frame = frame
-        last = self.model.max_history
-        return {user: (items[rows[-last:]], scaled[rows[-last:]]) for user, rows in groups.items()}
+        return {user: (items[rows], scaled[rows]) for user, rows in groups.items()}
 
     def _remembered(self, user) -> tuple[np.ndarray, np.ndarray]:
         known = self.model.users_.positions([user])[0]
         if known < 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        items, target = self.model.histories_.of(known)
-        return items[-self.model.max_history :], target[-self.model.max_history :]
+        return self.model.histories_.of(known)
 
     def _users(self, users, history_X) -> EntityTable:
         s, model = self.schema, self.model
