@@ -221,6 +221,14 @@ def test_meta_learned_methods_are_judged_against_baselines_only():
     assert found.loc[("metasgd-implicit", "nDCG@10"), "margin"] == pytest.approx(0.05)
     assert found.loc[("metasgd", "MAE"), "margin"] == pytest.approx(0.01)
     assert ("metasgd-implicit", "MAE") not in found.index  # it predicts no rating
+    # a baseline without a figure (nDCG with no user ranked: NaN) is no rival; every one
+    # without one raised "Encountered all NA values" and lost the report
+    nan = metrics.assign(value=np.where(metrics.method == "popularity", np.nan, metrics.value))
+    found = targets(summarise(nan)).set_index(["method", "metric"])
+    assert found.loc[("metasgd", "nDCG@10"), "rival"] == "bias"
+    nan = metrics.assign(value=np.where(metrics.metric == "nDCG@10", np.nan, metrics.value))
+    found = targets(summarise(nan)).set_index(["method", "metric"])
+    assert set(found.index) == {("metasgd", "MAE")}
 
 
 def test_cli_on_your_own_csv(synthetic, tmp_path):
@@ -254,6 +262,29 @@ def test_cli_on_your_own_csv_with_string_ids(synthetic, tmp_path):
         metrics = pd.read_csv(tmp_path / out / "metrics.csv")
         assert set(metrics.method) == {"bias", "als", "popularity", "fomaml"}
         assert metrics.value.notna().all()
+
+
+def test_your_own_scale_sets_what_is_relevant(synthetic, tmp_path):
+    """On a 1-3 scale no rating was 4 or more: the run went to its end, then crashed writing
+    the report (exit 1). Now it says so before running, and --relevant-from sets the
+    threshold, which decides the users ranked as the split's relevant column does."""
+    ratings = synthetic.ratings.assign(rating=np.ceil(synthetic.ratings.rating * 3 / 5))
+    ratings.to_csv(tmp_path / "scale3.csv", index=False)
+    base = ["evaluate", "--ratings", str(tmp_path / "scale3.csv"), "--methods",
+            "bias,popularity", "--ks", "0,3", "--seeds", "0", "--no-plots"]
+    result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2, result.output
+    assert "No rating of 'scale3' is 4 or more (they run from 1 to 3)" in result.output
+    assert "--relevant-from" in result.output and not (tmp_path / "a").exists()
+    result = CliRunner().invoke(main, [*base, "--relevant-from", "3", "--out",
+                                       str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    split = new_users(ratings, np.random.default_rng(0), 0.2, 3, 10, 100, relevant_from=3)
+    ranked = split.candidates.groupby("user_id").relevant.any().sum()
+    assert ranked > 0
+    counts = pd.read_csv(tmp_path / "b" / "counts.csv")
+    assert counts.ranked_users.tolist() == [ranked]
+    assert pd.read_csv(tmp_path / "b" / "metrics.csv").value.notna().all()
 
 
 def test_report_of_your_own_csv_names_what_ran_and_how_many_users(synthetic, tmp_path):

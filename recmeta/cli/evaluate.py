@@ -63,6 +63,9 @@ def _params(ctx, param, values: tuple[str, ...]) -> dict:
 @click.option("--seeds", default="0,1,2", show_default=True, callback=_ints)
 @click.option("--ks", default=",".join(map(str, KS)), show_default=True, callback=_ints,
               help="Support sizes of the curves.")
+@click.option("--relevant-from", type=float, default=4.0, show_default=True,
+              help="The curves' nDCG@10 and Recall@10 count a held-out rating at or above "
+                   "this as relevant (MovieLens: 4 of 5); set it for your own scale.")
 @click.option("--param", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
               help="A MetaRecommender parameter for the neural methods (repeatable), "
                    "e.g. --param max_epochs=10 --param hidden=32,32. Values are JSON or "
@@ -80,8 +83,9 @@ def _params(ctx, param, values: tuple[str, ...]) -> dict:
               default=Path("reports/evaluate"), show_default=True,
               help="Folder for report.md, the CSV results and the PNG plots.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots (no matplotlib needed).")
-def evaluate(data_dir, protocols, datasets, ratings, users, items, methods, seeds, ks, params,
-             max_users, max_train_users, train_users, quick, out, no_plots) -> None:
+def evaluate(data_dir, protocols, datasets, ratings, users, items, methods, seeds, ks,
+             relevant_from, params, max_users, max_train_users, train_users, quick, out,
+             no_plots) -> None:
     """Evaluate meta-learned adaptation against baselines, and write a report.
 
     Runs MeLU's four-state protocol and the new-user support-size curves on MovieLens (or
@@ -93,7 +97,8 @@ def evaluate(data_dir, protocols, datasets, ratings, users, items, methods, seed
         params = {"max_epochs": 3, **params}
     config = EvaluationConfig(
         data_dir=data_dir, protocols=protocols, datasets=datasets, ratings=ratings,
-        users=users, items=items, methods=methods, seeds=seeds, ks=ks, neural_params=params,
+        users=users, items=items, methods=methods, seeds=seeds, ks=ks,
+        relevant_from=relevant_from, neural_params=params,
         max_users=max_users, max_train_users=max_train_users, train_users=train_users,
         out=out, plots=not no_plots)
     try:

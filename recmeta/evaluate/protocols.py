@@ -7,7 +7,8 @@
 (b) :func:`support_curves`: new users. Users are split into training users and new users;
     each new user is shown ``k`` of its ratings for ``k`` in ``ks``, then its 10 query
     ratings are predicted (MAE, RMSE) and a candidate list of its query items plus 100 items
-    it never rated is ranked (nDCG@10 and Recall@10, relevant = a query rating of 4 or more).
+    it never rated is ranked (nDCG@10 and Recall@10, relevant = a query rating of 4 or more,
+    or of ``relevant_from``).
 
 Every result row is (protocol, dataset, setting, method, seed, metric, value); every fit
 adds a row to the timings (protocol, dataset, method, seed, seconds, n_epochs, best_epoch,
@@ -32,6 +33,7 @@ import pandas as pd
 from .. import columns as C
 from .. import metrics as M
 from ..datasets import MELU_STATES, MeluData, RatingData
+from ..exceptions import DataError
 from . import methods as methods_
 from .splits import RELEVANT, new_users, support_query
 
@@ -150,7 +152,7 @@ def melu_states(melu: MeluData, methods: Sequence[str], seeds: Sequence[int] = (
 
 def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int] = (0, 1, 2),
                    *, ks: Sequence[int] = KS, n_query: int = 10, n_unrated: int = 100,
-                   test_fraction: float = 0.2, k_top: int = 10,
+                   test_fraction: float = 0.2, k_top: int = 10, relevant_from: float = 4.0,
                    max_test_users: int | None = None, max_train_users: int | None = None,
                    neural_params: dict | None = None,
                    progress: Callable[[str], None] | None = None) -> Results:
@@ -170,14 +172,23 @@ def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int
         Share of users held out as new users.
     k_top : int, default=10
         The cut-off of nDCG and Recall.
+    relevant_from : float, default=4.0
+        A held-out rating at or above it is relevant to nDCG and Recall (4 of MovieLens'
+        1 to 5); there must be one.
     max_test_users, max_train_users : int, default=None
         Bounds on the new users evaluated and the training users kept, for quick runs.
     """
+    if not (data.ratings[C.RATING] >= relevant_from).any():
+        low, high = data.ratings[C.RATING].min(), data.ratings[C.RATING].max()
+        raise DataError(f"No rating of {data.name!r} is {relevant_from:g} or more (they run "
+                        f"from {low:g} to {high:g}), so no item would be relevant to nDCG and "
+                        f"Recall. Set the rating from which an item counts as relevant "
+                        f"(--relevant-from; MovieLens' is 4 of 5).")
     collect = _Collector("curves", data.name)
     for seed in seeds:
         rng = np.random.default_rng(seed)
         split = new_users(data.ratings, rng, test_fraction, max(ks), n_query, n_unrated,
-                          max_test_users=max_test_users)
+                          relevant_from=relevant_from, max_test_users=max_test_users)
         collect.counted(EVERY_K, seed, split.query, split.candidates)
         train = _cap_users(split.train, max_train_users, rng)
         train_data = data.subset(train)

@@ -118,7 +118,7 @@ def _compare(rows: pd.DataFrame, metric: str, rivals) -> list[tuple]:
     out = []
     for (protocol, dataset, setting), part in rows[rows.metric == metric].groupby(
             ["protocol", "dataset", "setting"], sort=False):
-        rival = part[part.method.isin(rivals)]
+        rival = part[part.method.isin(rivals) & part["mean"].notna()]
         if rival.empty:
             continue
         best = rival.loc[rival["mean"].idxmin() if lower else rival["mean"].idxmax()]
@@ -233,7 +233,8 @@ def _counts_legend() -> str:
             "is a mean over these users, so the fewer they are, the noisier it is. `query "
             "ratings`: the held-out ratings that MAE and RMSE (and in (a) nDCG) are computed "
             "on. `users ranked`: in (b), the users with a relevant candidate (a query rating "
-            "of 4 or more), the only ones nDCG@10 and Recall@10 average over.")
+            "of 4 or more, or of `relevant_from` where set), the only ones nDCG@10 and "
+            "Recall@10 average over.")
 
 
 def _cell(mean: float, std: float) -> str:

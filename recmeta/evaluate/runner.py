@@ -41,6 +41,7 @@ class EvaluationConfig:
     methods: tuple[str, ...] = METHODS
     seeds: tuple[int, ...] = (0, 1, 2)
     ks: tuple[int, ...] = KS
+    relevant_from: float = 4.0
     neural_params: dict = field(default_factory=dict)
     max_users: int | None = None
     max_train_users: int | None = None
@@ -119,6 +120,7 @@ def own_name(ratings: Path) -> str:
 
 def _curves(data: RatingData, config: EvaluationConfig, progress) -> Results:
     return support_curves(data, config.methods, config.seeds, ks=config.ks,
+                          relevant_from=config.relevant_from,
                           neural_params=config.neural_params,
                           max_test_users=config.max_users,
                           max_train_users=config.max_train_users, progress=progress)
