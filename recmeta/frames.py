@@ -268,7 +268,16 @@ def side_table(frame: pd.DataFrame, key, columns: list) -> pd.DataFrame:
 def drop_duplicates(frame: pd.DataFrame, y: np.ndarray, schema: Schema) -> tuple:
     """Keep the last row of each (user, item) pair (the latest, if there is a time column)."""
     if schema.time_col is not None:
-        order = np.argsort(frame[schema.time_col].to_numpy(), kind="stable")
+        when = frame[schema.time_col].to_numpy()
+        try:
+            order = np.argsort(when, kind="stable")
+        except TypeError:  # say numbers and text, not "'<' not supported between ..."
+            kinds = sorted({type(v).__name__ for v in when})
+            raise DataError(
+                f"Column {schema.time_col!r} (time_col) holds values of types "
+                f"{', '.join(kinds)}, which cannot be put in order together. Give it one "
+                f"type (numbers, datetimes or ISO 8601 text), or pass time_col=None."
+            ) from None
         frame, y = frame.iloc[order], y[order]
     dup = frame.duplicated(subset=[schema.user_col, schema.item_col], keep="last").to_numpy()
     if dup.any():

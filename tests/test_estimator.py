@@ -261,6 +261,17 @@ def test_time_col_orders_histories_and_keeps_the_latest(data):
     assert model.items_.ids[items].tolist()[-3:] == latest
 
 
+def test_a_time_column_of_numbers_and_text_is_a_data_error(data):
+    """It raised numpy's "'<' not supported between instances of 'str' and 'int'", and the
+    command line exited 1 as for a crash, not 2 as for bad input."""
+    ts = data.interactions.timestamp.to_numpy().astype(object)
+    ts[::7] = [str(v) for v in ts[::7]]
+    frame = data.X.assign(ts=ts)
+    with pytest.raises(DataError, match=r"Column 'ts' \(time_col\) holds values of types "
+                                        r"int, str, which cannot be put in order together"):
+        MetaRecommender(**FAST, time_col="ts").fit(frame, data.y)
+
+
 def test_duplicate_rows_keep_the_last_with_a_warning(data):
     X = pd.concat([data.X, data.X.head(2)], ignore_index=True)
     y = np.concatenate([data.y, [1.0, 1.0]])
