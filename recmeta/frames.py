@@ -180,8 +180,10 @@ def _hashable(values: pd.Series) -> pd.Series:
 
 
 def _constant_within(frame: pd.DataFrame, key, column) -> bool:
+    """One value per ``key``, missing values aside (a user whose gender is missing on some
+    rows still has one gender)."""
     values = _hashable(frame[column])
-    return bool((values.groupby(frame[key], sort=False).nunique(dropna=False) <= 1).all())
+    return bool((values.groupby(frame[key], sort=False).nunique() <= 1).all())
 
 
 def resolve_schema(frame: pd.DataFrame, user_col, item_col, time_col, user_features,
@@ -258,8 +260,13 @@ def _looks_like_time(values: pd.Series, column) -> bool:
 
 
 def side_table(frame: pd.DataFrame, key, columns: list) -> pd.DataFrame:
-    """One row per distinct ``key`` (its last row), columns renamed to their field names."""
+    """One row per distinct ``key``, in the order of each key's last row, columns renamed
+    to their field names: each column's last value that is not missing (missing only where
+    every row of the key misses it)."""
     table = frame.drop_duplicates(subset=[key], keep="last")
+    if columns and frame[columns].isna().to_numpy().any():
+        table = frame.groupby(key, sort=False)[columns].last().reindex(
+            table[key].to_numpy()).rename_axis(key).reset_index()
     out = pd.DataFrame({str(c): table[c].to_numpy() for c in columns},
                        index=pd.Index(table[key].to_numpy(), name="id"))
     return out

@@ -272,6 +272,30 @@ def test_a_time_column_of_numbers_and_text_is_a_data_error(data):
         MetaRecommender(**FAST, time_col="ts").fit(frame, data.y)
 
 
+def test_a_feature_missing_on_some_rows_is_read_from_the_others(data):
+    """A user's gender missing on some of its rows (an item's decade on some of its) made
+    the column "change within a user and within an item", a DataError, though missing
+    values read as unknown. Now the key's value is its last one not missing: the fit is
+    the one on the rows filled in, bit for bit."""
+    holes = data.X.copy()
+    rng = np.random.default_rng(0)
+    for column in ("gender", "decade"):
+        holes.loc[rng.random(len(holes)) < 0.3, column] = None
+    holes.loc[holes.user_id == 3, "gender"] = None  # missing on all its rows: unknown
+    filled = holes.copy()
+    for key, column in (("user_id", "gender"), ("item_id", "decade")):
+        filled[column] = holes.groupby(key)[column].transform("last")
+    assert filled.decade.notna().all() and filled.gender.isna().sum() == (
+        holes.user_id == 3).sum()
+    params = {**FAST, "max_epochs": 1, "device": "cpu"}
+    model = MetaRecommender(**params).fit(holes, data.y)
+    reference = MetaRecommender(**params).fit(filled, data.y)
+    assert model.schema_.user_fields == reference.schema_.user_fields
+    assert "gender" in model.schema_.user_fields and "decade" in model.schema_.item_fields
+    np.testing.assert_array_equal(model.predict(filled), reference.predict(filled))
+    np.testing.assert_array_equal(model.predict(holes), reference.predict(holes))
+
+
 def test_duplicate_rows_keep_the_last_with_a_warning(data):
     X = pd.concat([data.X, data.X.head(2)], ignore_index=True)
     y = np.concatenate([data.y, [1.0, 1.0]])
