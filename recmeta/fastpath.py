@@ -73,12 +73,26 @@ class NewUserRecommender:
 
     def _user_rows(self, user: dict | None) -> dict:
         space, model = self.model.feature_space_, self.model
+        if user:
+            self._warn_unknown_features(user)
         frame = pd.DataFrame({f.name: [(user or {}).get(_column(model, f.name))]
                               for f in space.side("user")})
         encoded = space.encode("user", frame)
         rows = {k: torch.as_tensor(v, device=self.device) for k, v in encoded.items()}
         rows["_row"] = torch.zeros(1, dtype=torch.long, device=self.device)
         return rows
+
+    def _warn_unknown_features(self, user: dict) -> None:
+        """Keys of ``user`` that name no user feature of the model would be ignored without
+        a word (a typo reads the user as unknown there): say so."""
+        known = {str(c) for c in self.model.schema_.user_fields}
+        extra = [k for k in user if str(k) not in known
+                 and str(k) != str(self.model.schema_.user_col)]
+        if extra:
+            named = ", ".join(map(repr, sorted(known))) or "none"
+            warnings.warn(f"user has {', '.join(map(repr, extra))}, which the model has no "
+                          f"user feature of: ignored. Its user features are {named}.",
+                          UserWarning, stacklevel=4)
 
     def recommend(self, items, ratings, user: dict | None = None, n: int = 10,
                   exclude_seen: bool = True) -> list[dict]:
@@ -87,8 +101,9 @@ class NewUserRecommender:
         Parameters
         ----------
         items : sequence of ids
-            Items the user interacted with (unknown ids are ignored; an item given more
-            than once counts once, with its last rating).
+            Items the user interacted with, oldest first (unknown ids are ignored; an item
+            given more than once counts once, with its last rating). The user adapts on the
+            latest ``max_history`` of them, as ``adapt`` does; none of them is recommended.
         ratings : sequence of float
             The user's ratings (or 1 for a click), one per item.
         user : dict, default=None
@@ -109,6 +124,8 @@ class NewUserRecommender:
         if len(items) != len(ratings):
             raise DataError(f"items and ratings must have the same length; got {len(items)} "
                             f"and {len(ratings)}.")
+        if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
+            raise DataError(f"n must be a positive int; got {n!r}.")
         values = _numbers(ratings)
         pos = self._positions.reindex(pd.Index(items)).to_numpy()
         if len(pos) and np.isnan(pos).all():
@@ -117,18 +134,19 @@ class NewUserRecommender:
         # (as ``adapt`` and ``predict`` read a history)
         known = ~np.isnan(pos) & ~pd.Series(pos).duplicated(keep="last").to_numpy()
         seen = pos[known].astype(np.int64)
-        target = self.model._scale(values[known])
+        last = self.model.max_history  # what adapt() adapts on: the latest rows
+        support, target = seen[-last:], self.model._scale(values[known])[-last:]
         if self.model.objective_ == "binary":  # as in training: sampled negatives beside
-            seen_items, target = serving_negatives(seen, target, self.model.negatives,
+            seen_items, target = serving_negatives(support, target, self.model.negatives,
                                                    len(self._item_ids))
         else:
-            seen_items = seen
+            seen_items = support
         scores = self._scores(self._user_rows(user),
                               torch.as_tensor(seen_items, device=self.device),
                               torch.as_tensor(target, device=self.device))
-        support = torch.as_tensor(seen, device=self.device)
-        if exclude_seen and len(support):
-            scores[torch.isin(self._candidates, support)] = -torch.inf
+        if exclude_seen and len(seen):
+            scores[torch.isin(self._candidates, torch.as_tensor(seen, device=self.device))] = \
+                -torch.inf
         best, at = torch.topk(scores, min(n, len(scores)))
         keep = torch.isfinite(best)
         ids = self._item_ids[self._candidates[at[keep]].cpu().numpy()]

@@ -1,5 +1,7 @@
 """The new-user fast path agrees with the public adapt().recommend() path."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,6 +38,44 @@ def test_fast_path_equals_public_path(implicit, adapted, factors, blend):
     twice = NewUserRecommender(model).recommend(
         np.r_[items[[1, 0]], items], np.r_[6 - ratings[[1, 0]], ratings], user, n=7)
     pd.testing.assert_frame_equal(pd.DataFrame(twice), fast)
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_fast_path_adapts_on_the_latest_max_history_items_as_adapt_does(implicit):
+    """It adapted on every item given, adapt() on the latest max_history: two answers for
+    one history longer than that. Now both adapt on the latest, and leave out all."""
+    data = make_synthetic(n_users=80, n_items=60, implicit=implicit, random_state=5)
+    model = MetaRecommender(max_history=4, **FAST).fit(data.X, data.y)
+    items = model.items_.ids.to_numpy()[[3, 1, 4, 15, 9, 26, 5, 35]]
+    ratings = np.ones(8) if implicit else np.array([5.0, 1.0, 4.0, 2.0, 5.0, 3.0, 1.0, 4.0])
+    user = {"gender": "F", "age": "25-34", "occupation": "artist"}
+    fast = pd.DataFrame(NewUserRecommender(model).recommend(items, ratings, user, n=60))
+    public = model.adapt(_history(data, items, user), ratings).recommend(n=60)
+    assert fast.item_id.tolist() == public.item_id.tolist()
+    np.testing.assert_allclose(fast.score, public.score, rtol=1e-5, atol=1e-6)
+    assert len(fast) == 60 - 8 and not set(items) & set(fast.item_id)
+    # the four oldest make no difference to the scores, only to what is left out
+    latest = pd.DataFrame(NewUserRecommender(model).recommend(items[4:], ratings[4:], user,
+                                                              n=60))
+    latest = latest[~latest.item_id.isin(items)]
+    np.testing.assert_allclose(latest.score.to_numpy(), fast.score.to_numpy(), rtol=1e-6)
+
+
+def test_fast_path_warns_of_user_keys_it_has_no_feature_of_and_refuses_n_below_one():
+    data = make_synthetic(n_users=60, n_items=40, random_state=6)
+    model = MetaRecommender(**FAST).fit(data.X, data.y)
+    app, known = NewUserRecommender(model), model.items_.ids.to_numpy()
+    with pytest.warns(UserWarning, match=r"user has 'sex', which the model has no user "
+                                         r"feature of: ignored\. Its user features are 'age', "
+                                         r"'gender', 'occupation'"):
+        typo = app.recommend([known[0]], [5], {"sex": "F"}, n=3)
+    assert typo == app.recommend([known[0]], [5], None, n=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the features and the user's id are no surprise
+        app.recommend([known[0]], [5], {"gender": "F", "user_id": 7}, n=3)
+    for n in (0, -1, 2.5):
+        with pytest.raises(DataError, match="n must be a positive int"):
+            app.recommend([known[0]], [5], n=n)
 
 
 def test_fast_path_candidates_unknown_items_and_cold_user():
