@@ -154,7 +154,8 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         ``set_params(mf_blend=w)`` changes its weight for the next ``predict`` or
         ``adapt`` (0: the network alone; "auto": the fitted weight).
     max_history : int, default=100
-        Largest support set: the latest rows of a history are used.
+        Largest support set: a user adapts on the latest rows of its history. Every item of
+        the history, older ones included, is still left out of ``recommend``.
     query_size : int, default=10
         Query rows per user in meta-training.
     batch_size : int, default=64
