@@ -51,6 +51,21 @@ def test_train_from_the_database_registers_the_model(filled_engine, db_url, tmp_
     assert row == ("nightly", str(out.resolve()))
 
 
+def test_train_says_what_fit_warns_of_in_its_own_words(tmp_path, sql_data):
+    """fit's warnings (here two duplicate rows) came out as Python's "path:line: UserWarning"
+    lines, unlike every other warning of the command line."""
+    frame = sql_data.X.assign(stars=sql_data.y).rename(columns={"user_id": "uid"})
+    pd.concat([frame, frame.head(2)]).to_csv(tmp_path / "ratings.csv", index=False)
+    result = invoke("train", "--file", tmp_path / "ratings.csv", "--user-col", "uid",
+                    "--rating-col", "stars", "--time-col", "", "--out", tmp_path / "m",
+                    "--param", "max_epochs=1")
+    assert "recmeta: warning: 2 duplicate (user, item) row(s): recmeta keeps the last" in (
+        result.stderr)
+    assert "UserWarning" not in result.stderr and ".py:" not in result.stderr
+    [said] = stdout_json(result)["warnings"]  # in the summary too, as score's are
+    assert said.startswith("2 duplicate (user, item) row(s)")
+
+
 def test_train_from_a_file(tmp_path, sql_data):
     path = tmp_path / "ratings.csv"
     frame = sql_data.X.assign(stars=sql_data.y).rename(columns={"user_id": "uid"})

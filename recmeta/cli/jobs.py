@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import warnings
 from pathlib import Path
 
 import click
@@ -57,8 +58,8 @@ def train(db_url, file, out, name, params, **source) -> None:
     NULL/NaN rating (rows_dropped_null_user_id, rows_dropped_null_item_id,
     rows_dropped_null_rating), and per feature table
     (feature_tables) the rows whose key is NULL, which are not used, and the keys on more
-    than one row, of which the row `recmeta score` uses is used; the latter two are also
-    warned about on stderr.
+    than one row, of which the row `recmeta score` uses is used; and every warning (those,
+    and fit's, such as duplicate rows), also written to stderr (warnings).
     """
     from recmeta.adapters import training
     from recmeta.adapters.migrate import require_head
@@ -70,6 +71,12 @@ def train(db_url, file, out, name, params, **source) -> None:
     if engine is not None:
         require_head(engine)  # before reading or training: the registry must be there
     spec = source_from(source)
+    said = []
+
+    def warn(text: str) -> None:
+        note(f"warning: {text}")
+        said.append(text)
+
     if file is not None:
         mapping = {"user": spec.interactions.user, "item": spec.interactions.item,
                    "rating": spec.interactions.rating, "time": spec.interactions.time}
@@ -79,7 +86,7 @@ def train(db_url, file, out, name, params, **source) -> None:
         reader = SqlReader(engine, spec)
         X, y, counts = training.frame_from_sql(reader)
         for warning in _feature_tables(reader, counts["feature_tables"]):
-            note(f"warning: {warning}")
+            warn(warning)
         params = {"user_features": reader.user_features, "item_features": reader.item_features,
                   **parse_params(params)}
     where = repr(str(file)) if file is not None else f"table {spec.interactions.table!r}"
@@ -88,12 +95,20 @@ def train(db_url, file, out, name, params, **source) -> None:
                                 (counts["rows_dropped_null_item_id"], "item",
                                  spec.interactions.item)):
         if count:
-            note(f"warning: {count} row(s) of {where} have a NULL {side} id (column "
-                 f"{column!r}): they were not trained on.")
-    model, metrics = training.fit_and_save(X, y, params, out)
+            warn(f"{count} row(s) of {where} have a NULL {side} id (column {column!r}): they "
+                 f"were not trained on.")
+    with warnings.catch_warnings(record=True) as caught:  # fit's, in recmeta's words
+        warnings.simplefilter("always", UserWarning)
+        model, metrics = training.fit_and_save(X, y, params, out)
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            warn(str(warning.message))
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
     model_id = training.register(engine, out, model, metrics, name)
     print_json({"model_id": model_id, "artifact": str(Path(out).resolve()),
-                "metrics": metrics, **counts})
+                "metrics": metrics, **counts, "warnings": said})
 
 
 @click.command()
