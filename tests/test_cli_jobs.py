@@ -215,6 +215,22 @@ def test_train_drops_and_counts_rows_without_an_id_and_keeps_integer_ids(
         result.output)
 
 
+def test_score_warns_of_candidates_it_cannot_rank(filled_engine, db_url, sql_model_dir):
+    """Unknown ids in a candidates table without item features were counted
+    (candidates.dropped_unknown) but not said among the warnings."""
+    pd.DataFrame({"item_id": [1, 2, 3, 999, 998]}).to_sql("tonight", filled_engine,
+                                                          index=False)
+    result = invoke("score", "--db", db_url, "--model", sql_model_dir, *TABLES,
+                    "--candidates", "tonight", "-n", 2)
+    summary = stdout_json(result)
+    assert summary["candidates"] == {"items": 3, "dropped_unknown": 2}
+    warning = ("2 item(s) of the candidates table 'tonight' are unknown to the model, and the "
+               "table lacks the item features that would score new items ('genres', "
+               "'decade', 'length'): they were not ranked.")
+    assert any(w.startswith(warning) for w in summary["warnings"])
+    assert f"recmeta: warning: {warning}" in result.stderr
+
+
 def test_score_prints_json_and_writes(filled_engine, db_url, sql_model_dir):
     result = invoke("score", "--db", db_url, "--model", sql_model_dir, *TABLES, "-n", 3,
                     "--batch-size", 16, "--progress")

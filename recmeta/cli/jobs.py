@@ -232,6 +232,14 @@ def _warned(job, summary: dict) -> dict:
         warnings.append(
             f"{dropped['null_item_id']} history row(s) read from table {where.table!r} have a "
             f"NULL item id (column {where.item!r}): they were dropped.")
+    unknown = summary.get("candidates", {}).get("dropped_unknown", 0)
+    if unknown:
+        table = (job.source.candidates or job.source.items).table
+        fields = ", ".join(map(repr, job.model.schema_.item_fields)) or "none"
+        warnings.append(
+            f"{unknown} item(s) of the candidates table {table!r} are unknown to the model, "
+            f"and the table lacks the item features that would score new items ({fields}): "
+            f"they were not ranked. Add those columns to it, or retrain the model.")
     warnings.extend(_feature_tables(job.reader, summary.get("feature_tables", {})))
     for warning in warnings:
         note(f"warning: {warning}")
