@@ -103,7 +103,12 @@ def drop_rows_without_ids(frame: pd.DataFrame, target: np.ndarray, columns: list
     warnings.warn(f"{int(missing.sum())} row(s) of {what} have no id in {named} (the first "
                   f"at row {int(np.flatnonzero(missing)[0])}): they are left out. Drop them or "
                   f"fill in their ids to silence this.", UserWarning, stacklevel=4)
-    return frame[~missing], target[~missing]
+    frame = frame[~missing].copy()
+    for column in columns:  # integer ids that the missing ones made floats: integers again
+        if column in frame.columns and pd.api.types.is_float_dtype(frame[column]) \
+                and (frame[column] == frame[column].round()).all():
+            frame[column] = frame[column].astype("int64")
+    return frame, target[~missing]
 
 
 def as_id_list(ids):

@@ -230,6 +230,24 @@ def test_rows_without_ids_are_left_out_of_fit_with_a_warning(data):
     assert model.histories_.lengths().sum() == kept.sum()
 
 
+def test_integer_ids_a_missing_one_made_floats_are_integers_again(data, tmp_path):
+    """A NaN among integer ids makes pandas store them as floats: the model's ids were 3.0,
+    recommend answered 3.0 for user 3, and save refused float ids after the whole fit."""
+    X = data.X.assign(user_id=data.X.user_id.where(data.X.index != 5),
+                      item_id=data.X.item_id.where(data.X.index != 9))
+    assert X.user_id.dtype == X.item_id.dtype == "float64"
+    with pytest.warns(UserWarning, match="have no id"):
+        model = MetaRecommender(**{**FAST, "max_epochs": 1}).fit(X, data.y)
+    assert model.users_.ids.dtype == model.items_.ids.dtype == "int64"
+    model.save(tmp_path / "m")  # refused before
+    recs = MetaRecommender.load(tmp_path / "m").recommend(users=[3], n=2)
+    assert recs.user_id.tolist() == [3, 3] and recs.item_id.dtype == "int64"
+    # predicting for the float ids the application holds still finds the users and items
+    kept = X.dropna(subset=["user_id", "item_id"]).head(30)
+    np.testing.assert_array_equal(model.predict(kept),
+                                  model.predict(kept.astype({"user_id": int, "item_id": int})))
+
+
 def test_same_seed_same_model_other_seed_other_model(data):
     # on the CPU, as documented: on an H100 two fits of one seed differed by 3e-8 (GPU
     # kernels such as an embedding's backward add in no fixed order)
