@@ -277,6 +277,23 @@ def side_table(frame: pd.DataFrame, key, columns: list) -> pd.DataFrame:
     return out
 
 
+def _warn_if_text_is_not_iso(when: pd.Series, column) -> None:
+    """Text times are put in order as text, which is the order in time for ISO 8601 text
+    (2024-03-01T10:00) only: say so when some of it is not ('03/01/2024', say)."""
+    if not (pd.api.types.is_object_dtype(when) or pd.api.types.is_string_dtype(when)):
+        return
+    text = when[when.map(lambda v: isinstance(v, str))]
+    if text.empty:
+        return
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    if parsed.isna().any():
+        example = text[parsed.isna()].iloc[0]
+        warnings.warn(f"Column {column!r} (time_col) holds text that is not an ISO 8601 time "
+                      f"(e.g. {example!r}): it is put in order as text, which may not be the "
+                      f"order in time. Convert it first, e.g. pd.to_datetime(X[{column!r}], "
+                      f"format=...).", UserWarning, stacklevel=5)
+
+
 def drop_duplicates(frame: pd.DataFrame, y: np.ndarray, schema: Schema) -> tuple:
     """Keep the last row of each (user, item) pair (the latest, if there is a time column)."""
     if schema.time_col is not None:
@@ -290,6 +307,7 @@ def drop_duplicates(frame: pd.DataFrame, y: np.ndarray, schema: Schema) -> tuple
                 f"{', '.join(kinds)}, which cannot be put in order together. Give it one "
                 f"type (numbers, datetimes or ISO 8601 text), or pass time_col=None."
             ) from None
+        _warn_if_text_is_not_iso(frame[schema.time_col], schema.time_col)
         frame, y = frame.iloc[order], y[order]
     dup = frame.duplicated(subset=[schema.user_col, schema.item_col], keep="last").to_numpy()
     if dup.any():

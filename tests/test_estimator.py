@@ -290,6 +290,20 @@ def test_a_time_column_of_numbers_and_text_is_a_data_error(data):
         MetaRecommender(**FAST, time_col="ts").fit(frame, data.y)
 
 
+def test_a_time_column_of_text_not_in_iso_format_is_warned_of(data):
+    """'03/12/1998' was put in order as text, silently: not the order in time."""
+    stamps = pd.to_datetime(data.interactions.timestamp.to_numpy(), unit="s")
+    iso = data.X.assign(ts=stamps.strftime("%Y-%m-%dT%H:%M:%S"))
+    params = {**FAST, "max_epochs": 1, "time_col": "ts"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ISO 8601 text orders as time does: no warning
+        MetaRecommender(**params).fit(iso, data.y)
+    days_first = data.X.assign(ts=stamps.strftime("%d/%m/%Y"))
+    with pytest.warns(UserWarning, match=r"Column 'ts' \(time_col\) holds text that is not an "
+                                         r"ISO 8601 time \(e\.g\. '\d\d/\d\d/\d{4}'\)"):
+        MetaRecommender(**params).fit(days_first, data.y)
+
+
 def test_a_feature_missing_on_some_rows_is_read_from_the_others(data):
     """A user's gender missing on some of its rows (an item's decade on some of its) made
     the column "change within a user and within an item", a DataError, though missing
