@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from recmeta import columns as C
 from recmeta.exceptions import DataError, InvalidParameterError
+from recmeta.frames import integer_ids
 
 from . import registry
 from .ids import align_ids
@@ -89,11 +90,8 @@ def _without_null_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
               "rows_dropped_null_item_id": int(no_item.sum())}
     if not (no_user.any() or no_item.any()):
         return frame, counts
-    frame = frame.loc[~(no_user | no_item)].reset_index(drop=True)
-    for key in (C.USER, C.ITEM):
-        ids = frame[key]
-        if pd.api.types.is_float_dtype(ids) and (ids == ids.round()).all():
-            frame[key] = ids.astype("int64")
+    frame = integer_ids(frame.loc[~(no_user | no_item)].reset_index(drop=True),
+                        [C.USER, C.ITEM])
     if frame.empty:
         raise DataError(f"Every interaction lacks a user or an item id "
                         f"({counts['rows_dropped_null_user_id']} rows without a user id, "

@@ -103,12 +103,18 @@ def drop_rows_without_ids(frame: pd.DataFrame, target: np.ndarray, columns: list
     warnings.warn(f"{int(missing.sum())} row(s) of {what} have no id in {named} (the first "
                   f"at row {int(np.flatnonzero(missing)[0])}): they are left out. Drop them or "
                   f"fill in their ids to silence this.", UserWarning, stacklevel=4)
-    frame = frame[~missing].copy()
-    for column in columns:  # integer ids that the missing ones made floats: integers again
+    return integer_ids(frame[~missing].copy(), columns), target[~missing]
+
+
+def integer_ids(frame: pd.DataFrame, columns: list) -> pd.DataFrame:
+    """``frame`` (changed in place) with its id ``columns`` of whole floats as integers:
+    pandas stores integer ids as floats once one is missing, so the rows without one, left
+    out, leave ids such as 3.0 that mean 3."""
+    for column in columns:
         if column in frame.columns and pd.api.types.is_float_dtype(frame[column]) \
                 and (frame[column] == frame[column].round()).all():
             frame[column] = frame[column].astype("int64")
-    return frame, target[~missing]
+    return frame
 
 
 def as_id_list(ids):
