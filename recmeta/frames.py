@@ -95,7 +95,7 @@ def drop_rows_without_ids(frame: pd.DataFrame, target: np.ndarray, columns: list
         if column in frame.columns:
             missing |= frame[column].isna().to_numpy()
     if not missing.any():
-        return frame, target
+        return integer_ids(frame, columns, what), target
     named = ", ".join(repr(c) for c in columns if c in frame.columns)
     if missing.all():
         raise DataError(f"Every row of {what} lacks an id ({named}): each interaction needs "
@@ -103,18 +103,32 @@ def drop_rows_without_ids(frame: pd.DataFrame, target: np.ndarray, columns: list
     warnings.warn(f"{int(missing.sum())} row(s) of {what} have no id in {named} (the first "
                   f"at row {int(np.flatnonzero(missing)[0])}): they are left out. Drop them or "
                   f"fill in their ids to silence this.", UserWarning, stacklevel=4)
-    return integer_ids(frame[~missing].copy(), columns), target[~missing]
+    return integer_ids(frame[~missing], columns, what), target[~missing]
 
 
-def integer_ids(frame: pd.DataFrame, columns: list) -> pd.DataFrame:
-    """``frame`` (changed in place) with its id ``columns`` of whole floats as integers:
-    pandas stores integer ids as floats once one is missing, so the rows without one, left
-    out, leave ids such as 3.0 that mean 3."""
+def integer_ids(frame: pd.DataFrame, columns: list, what: str = "X") -> pd.DataFrame:
+    """``frame`` with its id ``columns`` of whole floats as integers (a copy if any is
+    changed): pandas stores integer ids as floats once one is missing, and a CSV may hold
+    them as 3.0; either way 3.0 means 3. Ids of numbers that are not whole (1.5) are warned
+    of here, before a whole fit that ``save`` then cannot write."""
+    changed = None
     for column in columns:
-        if column in frame.columns and pd.api.types.is_float_dtype(frame[column]) \
-                and (frame[column] == frame[column].round()).all():
-            frame[column] = frame[column].astype("int64")
-    return frame
+        if column not in frame.columns or not pd.api.types.is_float_dtype(frame[column]):
+            continue
+        values = frame[column]
+        whole = (values == values.round()).to_numpy()
+        if not whole.all():
+            first = int(np.flatnonzero(~whole)[0])
+            warnings.warn(
+                f"The id column {column!r} of {what} holds numbers that are not whole "
+                f"({float(values.iloc[first]):g} at index {values.index[first]!r}): each value "
+                f"is fitted as an id, but save() cannot write float ids. If they are ids, "
+                f"check how the column was read, or convert it with .astype(str).",
+                UserWarning, stacklevel=5)
+            continue
+        changed = frame.copy() if changed is None else changed
+        changed[column] = values.astype("int64")
+    return frame if changed is None else changed
 
 
 def as_id_list(ids):

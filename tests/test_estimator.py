@@ -248,6 +248,19 @@ def test_integer_ids_a_missing_one_made_floats_are_integers_again(data, tmp_path
                                   model.predict(kept.astype({"user_id": int, "item_id": int})))
 
 
+def test_float_ids_are_integers_when_whole_and_warned_of_before_fitting_when_not(data, tmp_path):
+    """Ids read as floats (a CSV's 3.0) are the integers they name; ids of numbers that are
+    not whole were fitted and then refused by save, after the whole fit, unannounced."""
+    X = data.X.astype({"user_id": float})
+    model = MetaRecommender(**{**FAST, "max_epochs": 1}).fit(X, data.y)
+    assert model.users_.ids.dtype == "int64"
+    model.save(tmp_path / "m")  # refused before: float ids
+    X.loc[X.index[7], "user_id"] = 1.5
+    with pytest.warns(UserWarning, match=r"'user_id' of X holds numbers that are not whole "
+                                         r"\(1.5 at index 7\).*save\(\) cannot write"):
+        MetaRecommender(**{**FAST, "max_epochs": 1}).fit(X, data.y)
+
+
 def test_same_seed_same_model_other_seed_other_model(data):
     # on the CPU, as documented: on an H100 two fits of one seed differed by 3e-8 (GPU
     # kernels such as an embedding's backward add in no fixed order)
