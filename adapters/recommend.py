@@ -59,18 +59,23 @@ def recommend_one(engine: sa.Engine, source: SqlSource, model: str, user: str, n
     recs, counts = scorer.score(matched or [user], rows, user_table, older)
     described = user_table is not None and len(user_table) > 0
     nowhere = counts.users_new and not counts.rows_read and not described
-    return {"user": user, "explanation": explain(counts, scorer.n_candidates(), nowhere),
+    return {"user": user, "explanation": explain(counts, scorer.n_candidates(), nowhere,
+                                                 fitted.max_history),
             "counts": counts.to_dict(),
             "recommendations": [{"rank": int(r), "item_id": i, "score": float(s)} for i, s, r
                                 in zip(recs["item_id"], recs["score"], recs["rank"],
                                        strict=True)]}
 
 
-def explain(counts: Counts, n_candidates: int, nowhere: bool = False) -> str:
+def explain(counts: Counts, n_candidates: int, nowhere: bool = False,
+            max_history: int | None = None) -> str:
     """What happened to one user, in a sentence; ``nowhere``: the id is in neither the
-    model, the interactions nor the users table (a typo, or another id column?)."""
+    model, the interactions nor the users table (a typo, or another id column?);
+    ``max_history``: the model's, the most rows a user is adapted on."""
     dropped = counts.rows_read - counts.rows_used
     rows = f"{counts.rows_used} history row(s) used" + (f", {dropped} dropped" if dropped else "")
+    if max_history is not None and counts.rows_used > max_history:
+        rows += f" (adapted on the latest {max_history}, the model's max_history)"
     if counts.users_cold:
         who = "no usable history: scored by the meta-learned initialisation on its features"
         if nowhere:

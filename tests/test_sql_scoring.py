@@ -346,3 +346,17 @@ def test_resume_refuses_a_model_changed_since_the_run_started(filled_engine, sql
     with pytest.raises(DataError, match=f"changed since run {job.run_id} started"):
         NightlyJob.resume(filled_engine, job.run_id)
     assert runs.load(filled_engine, job.run_id).batches_done == 1
+
+
+def test_recommend_one_says_how_many_rows_it_adapts_on(filled_engine, sql_model_dir, tmp_path):
+    """With --history past the model's max_history, every row read is left out of the list
+    but only the latest max_history are adapted on; the sentence said all were used."""
+    model = MetaRecommender.load(sql_model_dir).set_params(max_history=2)
+    model.save(tmp_path / "m")
+    one = recommend_one(filled_engine, SOURCE, str(tmp_path / "m"), "3", n=5, history=50)
+    assert one["counts"]["rows_used"] > 2
+    assert f"{one['counts']['rows_used']} history row(s) used (adapted on the latest 2, the " \
+           "model's max_history)" in one["explanation"]
+    short = recommend_one(filled_engine, SOURCE, str(tmp_path / "m"), "3", n=5)
+    assert short["counts"]["rows_used"] == 2 and "adapted on the latest" not in \
+        short["explanation"]
