@@ -7,6 +7,9 @@ counted in the job's summary:
   counts them over the whole table, once per run (``null_user_id``);
 - a history row whose item id is NULL is dropped (``null_item_id``);
 - a history row whose rating is NULL, NaN or not a number is dropped (``null_rating``);
+- a history row whose rating is off the model's scale is dropped (``off_scale``): outside
+  the range of ``y`` in ``fit`` for ratings (a 50 on a 1-to-5 scale), not 0/1 for 0/1
+  feedback. ``adapt`` refuses such a history; here one typo must not stop the run;
 - a history row whose item the model does not know, and that no item table describes, is
   dropped (``unknown_item``); an item the item table describes is new, and is encoded
   from its features;
@@ -90,6 +93,7 @@ class Counts:
     rows_used: int = 0
     dropped_null_item: int = 0
     dropped_null_rating: int = 0
+    dropped_off_scale: int = 0
     dropped_unknown_item: int = 0
     dropped_duplicate: int = 0
     recommendations: int = 0
@@ -228,6 +232,9 @@ class BatchScorer:
         bad = ~np.isfinite(frame[C.RATING].to_numpy(dtype=np.float64, na_value=np.nan))
         counts.dropped_null_rating = int(bad.sum())
         frame = frame.loc[~bad]
+        off = model._off_scale(frame[C.RATING].to_numpy(dtype=np.float64))
+        counts.dropped_off_scale = int(off.sum())
+        frame = frame.loc[~off]
         known = model.items_.positions(frame[C.ITEM]) >= 0
         if self.item_table is not None:
             known |= frame[C.ITEM].isin(self.item_table[s.item_col]).to_numpy()

@@ -226,8 +226,8 @@ class NightlyJob:
             if not isinstance(exc, Exception):
                 raise
             committed = runs.load(self.engine, self.run_id).checkpoint or {}
-            raise JobFailed(f"Run {self.run_id} failed: {error}. Fix the cause and resume "
-                            f"it with --resume {self.run_id}.",
+            raise JobFailed(f"Run {self.run_id} failed: {error.rstrip('.')}. Fix the cause and "
+                            f"resume it with --resume {self.run_id}.",
                             self._summary(runs.FAILED, committed, error)) from exc
         checkpoint = tally.checkpoint()
         runs.set_status(self.engine, self.run_id, runs.FINISHED, checkpoint=checkpoint)

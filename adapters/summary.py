@@ -116,6 +116,7 @@ def summary(run_id: int, model_id: int, status: str, resumed: bool, checkpoint: 
                          "dropped": {"null_user_id": checkpoint.get("null_user_id", 0),
                                      "null_item_id": c.dropped_null_item,
                                      "null_rating": c.dropped_null_rating,
+                                     "off_scale": c.dropped_off_scale,
                                      "unknown_item": c.dropped_unknown_item,
                                      "duplicate": c.dropped_duplicate}},
         "candidates": {"items": checkpoint.get("n_candidates"),

@@ -110,6 +110,37 @@ class FitSteps:
         """Targets as the network sees them: ``(y - mean) / scale`` for ratings."""
         return ((target - self.target_mean_) / self.target_scale_).astype(np.float32)
 
+    def _off_scale(self, target: np.ndarray) -> np.ndarray:
+        """Which of ``target`` are off the scale of ``y`` in ``fit``: not 0/1 for a model
+        of 0/1 feedback, outside the fitted range for ratings."""
+        if self.objective_ == "binary":
+            return ~np.isin(target, (0.0, 1.0))
+        span = getattr(self, "target_range_", None)  # None: saved or pickled before it was
+        if span is None:
+            return np.zeros(len(target), dtype=bool)
+        return (target < span[0]) | (target > span[1])
+
+    def _check_scale(self, target: np.ndarray, what: str) -> None:
+        """Refuse a history on another scale than ``y`` in ``fit``: ratings for a model of
+        0/1 feedback (read as logistic targets, they gave plausible, meaningless scores), or
+        ratings outside the fitted range (a 1-to-10 scale for a 1-to-5 model: adapting on
+        them drove the scores off the scale, to NaN at x100)."""
+        off = self._off_scale(target)
+        if not off.any():
+            return
+        if self.objective_ == "binary":
+            other = np.unique(target[off])
+            raise DataError(
+                f"{what} holds {', '.join(f'{v:g}' for v in other[:5])}"
+                f"{', ...' if other.size > 5 else ''}, but the model was fitted on 0/1 "
+                f"feedback (1: the user interacted with the item). Give 1 for each "
+                f"interaction, e.g. (ratings > 0), or fit a model of ratings.")
+        low, high = self.target_range_
+        raise DataError(
+            f"{what} holds ratings from {target.min():g} to {target.max():g}, outside the "
+            f"scale the model was fitted on ({low:g} to {high:g}, the range of y in fit). "
+            f"Rescale them to it: on another scale a user's adapted scores are meaningless.")
+
     def _output(self, scores: np.ndarray) -> np.ndarray:
         """Network outputs back on the caller's scale: probabilities, or ratings clipped to
         the range of ``y`` in ``fit`` (a 5.3 on a 1-to-5 scale is a 5: never further from

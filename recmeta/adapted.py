@@ -230,6 +230,7 @@ class Request:
     def _given(self, history_X, history_y) -> dict:
         raw = to_frame(history_X, "history_X")
         target = check_target(history_y, len(raw), "history_y", "history_X")
+        self.model._check_scale(target, "history_y")
         kept, target = drop_rows_without_ids(raw, target, [self.schema.user_col,
                                                            self.schema.item_col], "history_X")
         frame = self.frame(history_X if kept is raw else kept, "history_X")

@@ -127,6 +127,7 @@ class NewUserRecommender:
         if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
             raise DataError(f"n must be a positive int; got {n!r}.")
         values = _numbers(ratings)
+        self.model._check_scale(values, "ratings")
         pos = self._positions.reindex(pd.Index(items)).to_numpy()
         if len(pos) and np.isnan(pos).all():
             self._warn_unknown(items)

@@ -36,7 +36,8 @@ def test_fast_path_equals_public_path(implicit, adapted, factors, blend):
     assert not set(items) & set(fast.item_id)
     # an item given twice counts once, with its last rating, as adapt() reads a history
     twice = NewUserRecommender(model).recommend(
-        np.r_[items[[1, 0]], items], np.r_[6 - ratings[[1, 0]], ratings], user, n=7)
+        np.r_[items[[1, 0]], items], np.r_[(1 if implicit else 6) - ratings[[1, 0]], ratings],
+        user, n=7)
     pd.testing.assert_frame_equal(pd.DataFrame(twice), fast)
 
 
@@ -140,3 +141,28 @@ def test_implicit_scores_do_not_depend_on_the_users_served_beside():
         of_user = (rows.user_id == name).to_numpy()
         alone_scores = model.predict(rows[of_user], mine, np.ones(len(mine)))
         np.testing.assert_allclose(scored[of_user], alone_scores, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_a_history_off_the_fitted_scale_is_refused_by_adapt_and_the_fast_path(implicit):
+    """Ratings x100 for a model of 1-to-5 ratings gave NaN scores and an empty list; ratings
+    for a model of 0/1 feedback gave plausible, meaningless scores. Both are refused."""
+    data = make_synthetic(n_users=60, n_items=40, implicit=implicit, random_state=6)
+    model = MetaRecommender(**FAST).fit(data.X, data.y)
+    items = model.items_.ids.to_numpy()[[3, 1, 4]]
+    user = {"gender": "F", "age": "25-34", "occupation": "artist"}
+    if implicit:
+        bad, match = np.array([5.0, 3.0, 1.0]), r"ratings holds 3, 5, but the model was " \
+                                                r"fitted on 0/1 feedback"
+    else:
+        low, high = model.target_range_
+        bad = np.array([high, low, high]) * 100
+        match = rf"ratings holds ratings from {low * 100:g} to {high * 100:g}, outside the " \
+                rf"scale the model was fitted on \({low:g} to {high:g}"
+    with pytest.raises(DataError, match=match):
+        NewUserRecommender(model).recommend(items, bad, user, n=3)
+    with pytest.raises(DataError, match="history_y " + match.split(" ", 1)[1]):
+        model.adapt(_history(data, items, user), bad)
+    good = np.ones(3) if implicit else np.array([high, low, high])
+    assert np.isfinite(model.predict(_history(data, items, user), _history(data, items, user),
+                                     good)).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -137,7 +138,7 @@ def test_imperfect_rows_and_users_are_counted(filled_engine, sql_model_dir, sql_
     summary = score(filled_engine, sql_model_dir)
     users, dropped = summary["users"], summary["history_rows"]["dropped"]
     assert dropped == {"null_user_id": 0, "null_item_id": 0, "null_rating": 1,
-                       "unknown_item": 1, "duplicate": 1}
+                       "off_scale": 0, "unknown_item": 1, "duplicate": 1}
     # the users table drives the users: 5000 and 5001 are not in it (counted); 6000 has no
     # history
     assert users["seen"] == users["scored"] == len(sql_data.users) + 1
@@ -150,6 +151,26 @@ def test_imperfect_rows_and_users_are_counted(filled_engine, sql_model_dir, sql_
     assert by_interactions["users"]["new"] == 2  # 5000 (one usable row) and 5001 (none)
     assert by_interactions["users"]["cold_start"] == 1
     assert by_interactions["history_rows"]["dropped"]["null_rating"] == 2
+
+
+def test_a_rating_off_the_models_scale_is_dropped_and_counted(filled_engine, sql_model_dir,
+                                                              sql_data):
+    """adapt refuses a history off the fitted scale; the job drops such a row (a typo of
+    50 for 5, say) and counts it, and the run goes on: the user is scored from its other
+    rows, and the item is seen all the same."""
+    rated = sql_data.interactions
+    mine = set(rated[rated[C.USER] == 3][C.ITEM])
+    fresh = next(i for i in sql_data.items[C.ITEM] if i not in mine)
+    pd.DataFrame({C.USER: ["3"], C.ITEM: [str(fresh)], C.RATING: [50.0], C.TIME: [2e9]}).to_sql(
+        "recmeta_interactions", filled_engine, if_exists="append", index=False)
+    n_items = len(sql_data.items)
+    summary = score(filled_engine, sql_model_dir, n=n_items)
+    assert summary["status"] == "finished"
+    assert summary["history_rows"]["dropped"]["off_scale"] == 1
+    rows = rows_of(filled_engine, summary["run_id"])
+    mine_now = rows[rows[C.USER] == "3"]
+    assert len(mine_now) == n_items - len(mine) - 1 and str(fresh) not in set(mine_now[C.ITEM])
+    assert np.isfinite(mine_now[C.SCORE].to_numpy(dtype=float)).all()
 
 
 def test_rows_without_a_user_or_item_id_are_counted_and_kept_across_resume(
@@ -174,8 +195,8 @@ def test_rows_without_a_user_or_item_id_are_counted_and_kept_across_resume(
     assert summary["users"]["seen"] == summary["users"]["scored"] == len(sql_data.users)
     assert summary["history_rows"]["read"] == len(sql_data.interactions) + 2
     assert summary["history_rows"]["dropped"] == {
-        "null_user_id": 3, "null_item_id": 2, "null_rating": 0, "unknown_item": 0,
-        "duplicate": 0}
+        "null_user_id": 3, "null_item_id": 2, "null_rating": 0, "off_scale": 0,
+        "unknown_item": 0, "duplicate": 0}
     assert summary["history_rows"]["used"] == len(sql_data.interactions)
     again = NightlyJob.resume(null_id_engine, job.run_id).run(progress=False)
     assert again["history_rows"]["dropped"] == summary["history_rows"]["dropped"]
