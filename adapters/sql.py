@@ -17,6 +17,9 @@ What is read, and how
   elsewhere. Without a time column, "last" follows a single-column primary key (insertion
   order, usually), else the item id.
 - Results are streamed (``yield_per``: a server-side cursor where the driver has one).
+- Ratings and times are read as the database stores them, whatever their column's declared
+  type (Unix times in a SQLite DATETIME column, ISO text in a NUMERIC one): ratings that
+  are not numbers read as NaN, and times are put in order by the database itself.
 
 Every frame returned uses recmeta's column names (:mod:`recmeta.columns`): ``user_id``,
 ``item_id``, ``rating``, ``timestamp`` and the feature columns under their own names.
@@ -185,13 +188,14 @@ class SqlReader:
         return history, older[older[C.ITEM].notna()].reset_index(drop=True)
 
     def _selected(self, source) -> list:
-        """The history columns of ``source`` (a table or subquery), labelled recmeta's way."""
+        """The history columns of ``source`` (a table or subquery), labelled recmeta's way;
+        the rating and the time as the driver returns them (:func:`_raw`)."""
         c = source.c
         cols = [c[self.item.name].label(C.ITEM)]
-        cols.append(c[self.rating.name].label(C.RATING) if self.rating is not None
+        cols.append(_raw(c[self.rating.name]).label(C.RATING) if self.rating is not None
                     else sa.literal(1.0, sa.Float).label(C.RATING))
         if self.time is not None:
-            cols.append(c[self.time.name].label(C.TIME))
+            cols.append(_raw(c[self.time.name]).label(C.TIME))
         return cols
 
     def _recency(self, source) -> list:
@@ -255,7 +259,7 @@ class SqlReader:
         if self.rating is None:
             return None
         column = self.table.c[self.rating.name]
-        query = sa.select(column).where(column.is_not(None)).limit(size)
+        query = sa.select(_raw(column)).where(column.is_not(None)).limit(size)
         return pd.Series(conn.execute(query).scalars().all(), dtype=object)
 
     # ---------------------------------------------------------- bulk reading
@@ -344,6 +348,22 @@ def last_per_key(table: pd.DataFrame, key: str) -> pd.DataFrame:
     rows sharing a key, the last read, i.e. the one with the greatest
     :meth:`SqlReader.tie_break` column (the row the nightly job and training both use)."""
     return table.drop_duplicates(key, keep="last")
+
+
+def _raw(column: sa.ColumnElement) -> sa.ColumnElement:
+    """``column`` as the driver returns it, not converted by SQLAlchemy for its declared type.
+
+    SQLite stores any value in any column, and SQLAlchemy's result processors for its types
+    assume the declared one: a DATETIME column of Unix times failed with "fromisoformat:
+    argument must be str", a NUMERIC or DECIMAL one with ISO text or an 'n/a' in it with
+    "must be real number, not str", and the whole job with them. recmeta reads ratings with
+    ``pd.to_numeric(errors="coerce")`` and puts times in order as numbers or ISO text, so
+    it needs no conversion: what the data holds is read, and what it cannot use is dropped
+    and counted (a rating) or refused with a DataError (times of mixed types). Only the
+    type SQLAlchemy sees changes, not the SQL (no CAST): the time ordering done in SQL is
+    the column's own; PostgreSQL's driver returns numbers and datetimes itself.
+    """
+    return sa.type_coerce(column, sa.types.NullType())
 
 
 def _records(rows, columns: list[str]) -> pd.DataFrame:

@@ -215,6 +215,42 @@ def test_train_drops_and_counts_rows_without_an_id_and_keeps_integer_ids(
         result.output)
 
 
+@pytest.mark.parametrize("rated_at, when", [
+    ("DATETIME", int),  # Unix times, as an application may store them in a DATETIME column
+    ("NUMERIC", lambda t: pd.Timestamp(t, unit="s").isoformat(sep=" ")),  # CREATE TABLE AS
+], ids=["epoch-in-DATETIME", "iso-in-NUMERIC"])
+def test_train_score_and_recommend_read_the_values_sqlite_columns_hold(
+        sqlite_url, sql_data, sql_model_dir, tmp_path, rated_at, when):
+    """SQLAlchemy's converters for the declared type raised on these (score: "TypeError:
+    fromisoformat: argument must be str", a failed run to resume; train and recommend: a
+    traceback, exit 1), and a DECIMAL rating column with an 'n/a' in it did the same. They
+    are read as stored: the times put in order, the 'n/a' dropped and counted."""
+    engine = sa.create_engine(sqlite_url)
+    migrate.upgrade(engine)
+    rows = [(int(u), int(i), float(r), when(int(t))) for u, i, r, t
+            in sql_data.interactions[["user_id", "item_id", "rating", "timestamp"]]
+            .itertuples(index=False)]
+    rows.append((1, 0, "n/a", when(int(sql_data.interactions["timestamp"].max()) + 1)))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE ratings (uid INTEGER, sku INTEGER, "
+                             f"stars DECIMAL(2,1), rated_at {rated_at})")
+        conn.exec_driver_sql("INSERT INTO ratings VALUES (?, ?, ?, ?)", rows)
+    engine.dispose()
+    mapping = ["--db", sqlite_url, "--interactions", "ratings", "--user-col", "uid",
+               "--item-col", "sku", "--rating-col", "stars", "--time-col", "rated_at"]
+    trained = stdout_json(invoke("train", *mapping, "--out", tmp_path / "m", "--param",
+                                 "max_epochs=1", "--param", "hidden=[8]", "--param",
+                                 "embedding_dim=4"))
+    assert trained["metrics"]["n_interactions"] == len(sql_data.interactions)
+    assert trained["rows_dropped_null_rating"] == 1
+    scored = stdout_json(invoke("score", *mapping, "--model", sql_model_dir, "-n", 3))
+    assert scored["status"] == "finished" and scored["users"]["scored"] == 40
+    assert scored["history_rows"]["dropped"]["null_rating"] == 1
+    shown = stdout_json(invoke("recommend", *mapping, "--model", sql_model_dir, "--user", 1,
+                               "--json"))
+    assert shown["counts"]["dropped_null_rating"] == 1 and shown["recommendations"]
+
+
 def test_score_warns_of_candidates_it_cannot_rank(filled_engine, db_url, sql_model_dir):
     """Unknown ids in a candidates table without item features were counted
     (candidates.dropped_unknown) but not said among the warnings."""

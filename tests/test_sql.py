@@ -124,6 +124,51 @@ def test_null_ratings_come_back_as_nan_and_implicit_as_one(event_engine):
     assert (ones[C.RATING] == 1.0).all()
 
 
+def _iso(ts) -> str:
+    return f"2024-03-01 10:00:{int(ts):02d}"
+
+
+@pytest.mark.parametrize("stars, rated_at, when, as_declared", [
+    ("REAL", "DATETIME", int, ("REAL", "INTEGER")),   # Unix times in a DATETIME column
+    ("REAL", "NUMERIC", _iso, ("REAL", "TEXT")),      # ISO text: CREATE TABLE AS of a DATETIME
+    ("DECIMAL(2,1)", "INTEGER", int, ("REAL", "INTEGER")),  # an 'n/a' among DECIMAL ratings
+], ids=["epoch-in-DATETIME", "iso-in-NUMERIC", "text-in-DECIMAL"])
+def test_ratings_and_times_are_read_as_the_database_holds_them(sqlite_url, stars, rated_at,
+                                                                when, as_declared):
+    """SQLAlchemy converts SQLite values by the column's declared type, and its converters
+    raised on what such a column may hold ("fromisoformat: argument must be str", "must be
+    real number, not str"), failing the job. Read as stored, every read equals the read of
+    the same values in columns declared REAL, INTEGER or TEXT, in the same SQL order."""
+    engine = sa.create_engine(sqlite_url)
+    frame = events(n_users=12, n_rows=200)
+    rows = [(int(u), s, None if np.isnan(r) else float(r), when(t))
+            for u, s, r, t in frame.itertuples(index=False)]
+    rows.append((3, "i99", "n/a", when(39)))
+    with engine.begin() as conn:
+        for table, (rating, time) in (("typed", (stars, rated_at)), ("plain", as_declared)):
+            conn.exec_driver_sql(f"CREATE TABLE {table} (uid INTEGER, sku TEXT, "
+                                 f"stars {rating}, rated_at {time})")
+            conn.exec_driver_sql(f"INSERT INTO {table} VALUES (?, ?, ?, ?)", rows)
+    typed, plain = (SqlReader(engine, SqlSource(Interactions(t, "uid", "sku", "stars",
+                                                             "rated_at")))
+                    for t in ("typed", "plain"))
+    users = list(range(12))
+    with engine.connect() as conn:
+        for read in (lambda r: r.histories(conn, users, last_n=5),
+                     lambda r: r.histories_and_seen(conn, users, last_n=5)[0],
+                     lambda r: r.histories_and_seen(conn, users, last_n=5)[1],
+                     lambda r: r.history_queries(conn, users, last_n=5),
+                     lambda r: pd.concat(list(r.interactions(conn)), ignore_index=True)):
+            pd.testing.assert_frame_equal(read(typed), read(plain))
+        sample = typed.rating_sample(conn, size=10_000)
+        assert sample.tolist() == plain.rating_sample(conn, size=10_000).tolist()
+        got = typed.histories(conn, [3], last_n=100)
+    assert "n/a" in sample.tolist()  # as stored: the mapping check coerces it itself
+    assert got[C.RATING].isna().sum() == 1 + frame.stars[frame.uid == 3].isna().sum()
+    assert got[C.TIME].tolist()[-1] == when(39)  # read as stored, not converted
+    engine.dispose()
+
+
 def test_user_batches_cover_every_user_once_in_order(event_engine):
     engine, frame = event_engine
     reader = SqlReader(engine, source())
