@@ -52,31 +52,45 @@ if TYPE_CHECKING:
     from recmeta import MetaRecommender
 
 
+IMPLICIT = "--rating-col '' (every row counts as a 1)"
+
+
+def check_ratings(rating_col: str | None, sample: pd.Series | None) -> pd.Series | None:
+    """Refuse a rating column without a number in it: every row would be dropped as "not a
+    number", so the job would serve every user cold and training would have nothing to fit
+    (fit's "X is empty" says nothing of the column). ``sample``: some values of the column
+    that are not NULL (:meth:`SqlReader.rating_sample`), None without a rating column; an
+    empty one (no rows yet) passes. Returns the sample as numbers (NaN where not one)."""
+    if sample is None:
+        return None
+    values = pd.to_numeric(sample, errors="coerce")
+    if len(sample) and values.isna().all():
+        raise DataError(f"The rating column {rating_col!r} holds no numbers (e.g. "
+                        f"{sample.iloc[0]!r}). Map the column of ratings, or pass {IMPLICIT} "
+                        f"for a model of 0/1 feedback.")
+    return values
+
+
 def check_feedback(model: MetaRecommender, rating_col: str | None,
                    sample: pd.Series | None) -> None:
     """Refuse, before anything is written, a mapping that contradicts what the model was
     fitted on: no rating column for a model of ratings (every row would read as a 1), a
-    rating column without a number in it (every row would be dropped and every user served
-    cold), or ratings other than 0/1 for a model of 0/1 feedback. ``sample``: some values
-    of the rating column (:meth:`SqlReader.rating_sample`)."""
+    rating column without a number in it (:func:`check_ratings`), or ratings other than 0/1
+    for a model of 0/1 feedback. ``sample``: some values of the rating column
+    (:meth:`SqlReader.rating_sample`)."""
     binary = model.objective_ == "binary"
-    implicit = "--rating-col '' (every row counts as a 1)"
     if sample is None:
         if not binary:
             raise DataError("The model was fitted on ratings, but no rating column is mapped, "
                             "so every row would read as a rating of 1. Map the rating column "
                             "(--rating-col; rating= of Interactions in Python).")
         return
-    values = pd.to_numeric(sample, errors="coerce")
-    if len(sample) and values.isna().all():
-        raise DataError(f"The rating column {rating_col!r} holds no numbers (e.g. "
-                        f"{sample.iloc[0]!r}). Map the column of ratings, or pass {implicit} "
-                        f"for a model of 0/1 feedback.")
+    values = check_ratings(rating_col, sample)
     other = values[values.notna() & ~values.isin([0, 1])]
     if binary and len(other):
         raise DataError(f"The model was fitted on 0/1 feedback, but the rating column "
                         f"{rating_col!r} holds other values (e.g. {other.iloc[0]:g}). Pass "
-                        f"{implicit}, or map a column of 0/1.")
+                        f"{IMPLICIT}, or map a column of 0/1.")
 
 
 @dataclass

@@ -25,6 +25,7 @@ from recmeta.exceptions import DataError, InvalidParameterError
 from recmeta.frames import integer_ids
 
 from . import registry
+from .batch import check_ratings
 from .ids import align_ids
 from .sql import SqlReader, last_per_key
 from .summary import feature_table_counts
@@ -34,8 +35,10 @@ if TYPE_CHECKING:
 
 
 def frame_from_sql(reader: SqlReader) -> tuple[pd.DataFrame, np.ndarray, dict]:
-    """Every interaction with its user and item features: ``(X, y, counts)``."""
+    """Every interaction with its user and item features: ``(X, y, counts)``. A rating
+    column without a number in it is refused first, as ``recmeta score`` refuses it."""
     with reader.engine.connect() as conn:
+        check_ratings(reader.source.interactions.rating, reader.rating_sample(conn))
         parts = list(reader.interactions(conn))
         users = reader.features(conn, "user")
         items = reader.features(conn, "item")
@@ -75,6 +78,9 @@ def frame_from_file(path, mapping: dict[str, str | None]) -> tuple[pd.DataFrame,
     frame, dropped = _without_null_ids(frame.rename(columns=rename))
     if C.RATING not in frame.columns:
         frame[C.RATING] = 1.0
+    else:
+        given = frame[C.RATING].dropna()
+        check_ratings(mapping["rating"], given.iloc[:1000].astype(object))
     X, y, counts = _split_target(frame)
     return X, y, {**dropped, **counts}
 

@@ -94,6 +94,35 @@ def test_train_bad_input_exits_2(filled_engine, db_url, tmp_path, args, message)
     assert result.exit_code == 2 and message in result.output
 
 
+def test_train_refuses_a_rating_column_without_numbers_as_score_does(sqlite_url, sql_data,
+                                                                     tmp_path):
+    """Ratings written as words: score said "The rating column 'stars' holds no numbers",
+    train dropped every row and said only fit's "X is empty (0 rows)"."""
+    words = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+    rows = sql_data.interactions.assign(stars=sql_data.interactions["rating"].map(words))
+    engine = sa.create_engine(sqlite_url)
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE ratings (uid INTEGER, sku INTEGER, stars TEXT, "
+                             "ts INTEGER)")
+        conn.exec_driver_sql("INSERT INTO ratings VALUES (?, ?, ?, ?)", [
+            tuple(r) for r in rows[["user_id", "item_id", "stars", "timestamp"]]
+            .itertuples(index=False)])
+    engine.dispose()
+    rows[["user_id", "item_id", "stars"]].to_csv(tmp_path / "ratings.csv", index=False)
+    said = ("The rating column 'stars' holds no numbers (e.g. '{}'). Map the column of "
+            "ratings, or pass --rating-col '' (every row counts as a 1) for a model of 0/1 "
+            "feedback.")
+    for where in (["--db", sqlite_url, "--interactions", "ratings", "--user-col", "uid",
+                   "--item-col", "sku", "--time-col", "ts"],
+                  ["--file", tmp_path / "ratings.csv", "--time-col", ""]):
+        result = invoke("train", *where, "--rating-col", "stars", "--out", tmp_path / "m",
+                        ok=False)
+        assert result.exit_code == 2, result.output
+        assert said.format(rows["stars"].iloc[0]) in " ".join(result.output.split())
+        assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("value, parsed", [
     ("(16,16)", (16, 16)), ("16,16", (16, 16)), ("[16, 16]", (16, 16)), ("(16,)", (16,)),
     ("None", None), ("null", None), ("True", True), ("3", 3), ("1e-3", 0.001),
