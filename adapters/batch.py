@@ -106,7 +106,7 @@ class Counts:
     rows_read: int = 0
     rows_used: int = 0
     dropped_null_item: int = 0
-    dropped_null_rating: int = 0
+    dropped_null_rating: int = 0  # NULL, NaN or not a number
     dropped_off_scale: int = 0
     dropped_unknown_item: int = 0
     dropped_duplicate: int = 0

@@ -115,6 +115,8 @@ def summary(run_id: int, model_id: int, status: str, resumed: bool, checkpoint: 
         "history_rows": {"read": c.rows_read, "used": c.rows_used,
                          "dropped": {"null_user_id": checkpoint.get("null_user_id", 0),
                                      "null_item_id": c.dropped_null_item,
+                                     # NULL, NaN or not a number ('n/a'): the key's
+                                     # name is older than the reading, and kept
                                      "null_rating": c.dropped_null_rating,
                                      "off_scale": c.dropped_off_scale,
                                      "unknown_item": c.dropped_unknown_item,

@@ -118,6 +118,7 @@ def _split_target(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, dict]:
         frame = frame.sort_values([C.USER, C.TIME], kind="stable")
     frame = frame.reset_index(drop=True)
     y = frame.pop(C.RATING).to_numpy(np.float64)
+    # NULL, NaN or not a number: the key's name is older than the reading, and kept
     return frame, y, {"rows_dropped_null_rating": int((~usable).sum())}
 
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -121,6 +122,34 @@ def test_train_refuses_a_rating_column_without_numbers_as_score_does(sqlite_url,
         assert result.exit_code == 2, result.output
         assert said.format(rows["stars"].iloc[0]) in " ".join(result.output.split())
         assert not (tmp_path / "m").exists()
+
+
+def test_a_rating_that_is_not_a_number_is_dropped_and_said_to_be(sqlite_url, sql_data,
+                                                                  sql_model_dir, tmp_path):
+    """An 'n/a' in a REAL rating column is dropped and counted under null_rating (train:
+    rows_dropped_null_rating), keys kept as they are (an interface); the help and the README
+    said the count was of NULL/NaN ratings only."""
+    engine = sa.create_engine(sqlite_url)
+    migrate.upgrade(engine)
+    rows = sql_data.interactions[["user_id", "item_id", "rating", "timestamp"]]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE ratings (uid INTEGER, sku INTEGER, stars REAL, "
+                             "ts INTEGER)")
+        conn.exec_driver_sql("INSERT INTO ratings VALUES (?, ?, ?, ?)",
+                             [tuple(map(int, r)) for r in rows.itertuples(index=False)])
+        conn.exec_driver_sql("INSERT INTO ratings VALUES (1, 0, 'n/a', 2000000000), "
+                             "(2, 0, NULL, 2000000000)")
+    engine.dispose()
+    mapping = ["--db", sqlite_url, "--interactions", "ratings", "--user-col", "uid",
+               "--item-col", "sku", "--rating-col", "stars", "--time-col", "ts"]
+    scored = stdout_json(invoke("score", *mapping, "--model", sql_model_dir, "-n", 3))
+    assert scored["history_rows"]["dropped"]["null_rating"] == 2
+    honest = "NULL, NaN or not a number"
+    for command in ("score", "train"):
+        assert honest in " ".join(invoke(command, "--help").output.split())
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert f"a rating that is {honest} (`'n/a'`, say; all counted as `null_rating`" in readme
+    assert "NULL/NaN" not in readme
 
 
 @pytest.mark.parametrize("value, parsed", [

@@ -55,8 +55,8 @@ def train(db_url, file, out, name, params, **source) -> None:
 
     Prints a JSON summary: the model id in the registry, the directory, the metrics, the
     rows dropped for a NULL user id, a NULL item id (both warned about on stderr) or a
-    NULL/NaN rating (rows_dropped_null_user_id, rows_dropped_null_item_id,
-    rows_dropped_null_rating), and per feature table
+    rating that is NULL, NaN or not a number, such as 'n/a' (rows_dropped_null_user_id,
+    rows_dropped_null_item_id, rows_dropped_null_rating), and per feature table
     (feature_tables) the rows whose key is NULL, which are not used, and the keys on more
     than one row, of which the row `recmeta score` uses is used; and every warning (those,
     and fit's, such as duplicate rows), also written to stderr (warnings).
@@ -143,10 +143,10 @@ def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, r
     run that read no interactions at all names the options that map your tables).
 
     Users come from --users when given (so users without history are scored too), else
-    from the interactions. History rows with a NULL user or item id, a NULL/NaN rating, or
-    an item neither the model nor --items knows, are dropped; a user left with no history
-    is scored by the meta-learned initialisation on its features (or skipped with
-    --skip-cold).
+    from the interactions. History rows with a NULL user or item id, a rating that is
+    NULL, NaN or not a number (such as 'n/a'; counted as null_rating), a rating off the
+    model's scale (off_scale), or an item neither the model nor --items knows, are dropped; a user left with no history is scored by
+    the meta-learned initialisation on its features (or skipped with --skip-cold).
 
     Exit codes: 0 finished; 1 failed, or stopped by SIGTERM or SIGINT (the run, once it
     exists, is marked failed and the summary printed: fix the cause, then --resume RUN_ID;
