@@ -145,8 +145,9 @@ def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, r
     Users come from --users when given (so users without history are scored too), else
     from the interactions. History rows with a NULL user or item id, a rating that is
     NULL, NaN or not a number (such as 'n/a'; counted as null_rating), a rating off the
-    model's scale (off_scale), or an item neither the model nor --items knows, are dropped; a user left with no history is scored by
-    the meta-learned initialisation on its features (or skipped with --skip-cold).
+    model's scale (off_scale), or an item neither the model nor --items knows, are
+    dropped; a user left with no history is scored by the meta-learned initialisation on
+    its features (or skipped with --skip-cold).
 
     Exit codes: 0 finished; 1 failed, or stopped by SIGTERM or SIGINT (the run, once it
     exists, is marked failed and the summary printed: fix the cause, then --resume RUN_ID;
