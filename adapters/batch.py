@@ -46,7 +46,7 @@ from recmeta.adapted import Request
 from recmeta.exceptions import DataError
 
 from .ids import align_ids
-from .sql import last_per_key
+from .sql import feature_column, last_per_key
 
 if TYPE_CHECKING:
     from recmeta import MetaRecommender
@@ -151,20 +151,29 @@ class BatchScorer:
 
     # -------------------------------------------------------------- catalogue
     def _items_frame(self, table: pd.DataFrame) -> pd.DataFrame:
+        return self._model_frame(table, "item")
+
+    def _model_frame(self, table: pd.DataFrame, side: str) -> pd.DataFrame:
+        """A feature table as :meth:`SqlReader.features` reads it, as the model takes it:
+        one row per key, the key under the model's id column, and the model's fields of
+        ``side``, each from the column :func:`feature_column` finds (None where none)."""
         s = self.schema
-        frame = table.rename(columns={C.ITEM: s.item_col})
-        frame[s.item_col] = align_ids(frame[s.item_col], self.model.items_.ids)
-        for name in s.item_fields:
-            if name not in frame.columns:
-                frame[name] = None
-        return last_per_key(frame[[s.item_col, *s.item_fields]], s.item_col)
+        key, ids, fields = ((s.user_col, self.model.users_.ids, s.user_fields) if side == "user"
+                            else (s.item_col, self.model.items_.ids, s.item_fields))
+        frame = pd.DataFrame({key: align_ids(table[C.USER if side == "user" else C.ITEM],
+                                             ids).to_numpy()})
+        for name in fields:
+            column = feature_column(side, name, table.columns)
+            frame[name] = None if column is None else table[column].to_numpy()
+        return last_per_key(frame, key)
 
     def _candidates(self, table: pd.DataFrame | None):
         """Candidates as the estimator takes them, and how many were unusable."""
         if table is None:
             return None, 0
         s = self.schema
-        described = all(name in table.columns for name in s.item_fields)
+        described = all(feature_column("item", name, table.columns) is not None
+                        for name in s.item_fields)
         frame = self._items_frame(table)
         if described:
             return frame, 0
@@ -265,15 +274,7 @@ class BatchScorer:
         return frame.reset_index(drop=True)
 
     def _user_features(self, table: pd.DataFrame | None) -> pd.DataFrame | None:
-        if table is None:
-            return None
-        s = self.schema
-        frame = table.rename(columns={C.USER: s.user_col})
-        frame[s.user_col] = align_ids(frame[s.user_col], self.model.users_.ids)
-        for name in s.user_fields:
-            if name not in frame.columns:
-                frame[name] = None
-        return last_per_key(frame[[s.user_col, *s.user_fields]], s.user_col)
+        return None if table is None else self._model_frame(table, "user")
 
     def _users_arg(self, ids: list, features: pd.DataFrame | None):
         """Users as ``adapt`` takes them: features from the database when it has a users

@@ -48,7 +48,10 @@ class Entities:
     key : str
         The id column (matching the interactions' user or item ids).
     features : tuple of str or None, default=None
-        Feature columns; None takes every column but the key.
+        Feature columns; None takes every column but the key and the table's primary key
+        (a surrogate ``id``, one value per row, describes no one). A name the other side's
+        table has too is read and trained on as ``user.<name>`` / ``item.<name>``
+        (:func:`~recmeta.adapters.sql.feature_fields`).
     schema : str or None
     """
 

@@ -88,14 +88,23 @@ class SqlReader:
                  ("candidates", source.candidates))
         self.entities = {side: _EntityTable(engine, spec) for side, spec in sides
                          if spec is not None}
+        users, items = (self.entities[s].features if s in self.entities else []
+                        for s in ("user", "item"))
+        for side, table in self.entities.items():
+            table.fields = feature_fields(side, table.features, items if side == "user"
+                                          else users)
 
     @property
     def user_features(self) -> list[str]:
-        return self.entities["user"].features if "user" in self.entities else []
+        """The user features under the names :meth:`features` gives them, which training
+        gives the model's fields (:func:`feature_fields`)."""
+        return list(self.entities["user"].fields.values()) if "user" in self.entities else []
 
     @property
     def item_features(self) -> list[str]:
-        return self.entities["item"].features if "item" in self.entities else []
+        """The item features under the names :meth:`features` gives them (see
+        :attr:`user_features`)."""
+        return list(self.entities["item"].fields.values()) if "item" in self.entities else []
 
     # ------------------------------------------------------------------ users
     def _user_ids(self) -> sa.ColumnElement:
@@ -274,7 +283,8 @@ class SqlReader:
     def features(self, conn: sa.Connection, side: str, ids: Sequence | None = None
                  ) -> pd.DataFrame | None:
         """The table of ``side`` ("user", "item" or "candidates"), of ``ids`` or of all, with
-        its key named ``user_id`` or ``item_id``; None when the source has no such table.
+        its key named ``user_id`` or ``item_id`` and its features named as
+        :func:`feature_fields` names them; None when the source has no such table.
         Rows sharing a key come in :meth:`tie_break` order: :func:`last_per_key` keeps the
         one to use."""
         if side not in self.entities:
@@ -301,32 +311,39 @@ class SqlReader:
 
 
 class _EntityTable:
-    """A reflected feature table: its key column and feature columns."""
+    """A reflected feature table: its key column and feature columns (``fields``: the name
+    each is read under, set by :class:`SqlReader`, which sees the other tables)."""
 
     def __init__(self, engine: sa.Engine, spec: Entities):
         self.table = _reflect(engine, spec.table, spec.schema, "features")
         self.key = _column(self.table, spec.key, "key")
+        primary = list(self.table.primary_key.columns)
         names = spec.features
         if names is None:
-            names = tuple(c.name for c in self.table.columns if c.name != spec.key)
+            # a surrogate primary key (``id``) is one value per row: it describes no user or
+            # item, so only naming it makes it a feature
+            left_out = {spec.key, *(c.name for c in primary)}
+            names = tuple(c.name for c in self.table.columns if c.name not in left_out)
         self.features = [_column(self.table, n, "feature").name for n in names]
-        primary = list(self.table.primary_key.columns)
+        self.fields = {name: name for name in self.features}
         self.tie_break = (primary[0] if len(primary) == 1 and primary[0].name != spec.key
                           else None)
 
     def read(self, conn: sa.Connection, ids: Sequence | None, key_name: str) -> pd.DataFrame:
-        cols = [self.key.label(key_name), *[self.table.c[n] for n in self.features]]
+        names = [key_name, *self.fields.values()]
+        cols = [self.key.label(key_name),
+                *[self.table.c[n].label(field) for n, field in self.fields.items()]]
         query = sa.select(*cols).where(self.key.is_not(None))  # a row without a key: no one's
         if ids is not None:
             ids = for_column(ids, self.key)
             if not ids:
-                return pd.DataFrame(columns=[key_name, *self.features])
+                return pd.DataFrame(columns=names)
             query = query.where(self.key.in_(
                 sa.bindparam("ids", ids, expanding=True, type_=self.key.type)))
         # rows sharing a key (there should be none) in a stable order: a resumed run reads
         # the same, and the one used (the last) is the one with the greatest tie_break
         order = [self.key] if self.tie_break is None else [self.key, self.tie_break]
-        return _records(_stream(conn, query.order_by(*order)), [key_name, *self.features])
+        return _records(_stream(conn, query.order_by(*order)), names)
 
     def null_keys(self, conn: sa.Connection) -> int:
         """How many rows have a NULL key (they describe no one, and are not read)."""
@@ -341,6 +358,37 @@ class _EntityTable:
                  .order_by(shared.c.key).limit(first))
         rows = conn.execute(query).all()
         return (int(rows[0][1]) if rows else 0), [row[0] for row in rows]
+
+
+RECMETA_COLUMNS = (C.USER, C.ITEM, C.RATING, C.TIME)
+
+
+def feature_fields(side: str, columns: Sequence[str], other: Sequence[str]) -> dict[str, str]:
+    """The name each feature column of a table of ``side`` is read, trained and known to the
+    model under: its own, or ``user.<column>`` (``item.<column>`` for the items and the
+    candidates) when the other side's table has a feature of that name too, or when it is
+    one of recmeta's own columns (user_id, item_id, rating, timestamp).
+
+    Training joins both tables to the interactions in one frame, whose columns need one name
+    each: ``lang`` of the users and ``lang`` of the items are two features, ``user.lang`` and
+    ``item.lang``. Scoring reads the tables under the same names; :func:`feature_column`
+    finds a model's field in a table read with other tables beside it."""
+    prefix = "user" if side == "user" else "item"
+    shared = {*RECMETA_COLUMNS, *other}
+    return {c: f"{prefix}.{c}" if c in shared else c for c in columns}
+
+
+def feature_column(side: str, field: str, columns) -> str | None:
+    """The column of a feature table read by :meth:`SqlReader.features` (``columns``) that
+    holds the model's field ``field`` of ``side`` ("user" or "item"): the one of its name,
+    else the same column under the other name :func:`feature_fields` may give it (the model
+    trained beside a users table that scoring is not given, or the other way round); None
+    when there is none. recmeta's own columns (the key among them) are never a feature's."""
+    columns, prefix = set(columns) - set(RECMETA_COLUMNS), f"{side}."
+    for name in (field, field[len(prefix):] if field.startswith(prefix) else prefix + field):
+        if name in columns:
+            return name
+    return None
 
 
 def last_per_key(table: pd.DataFrame, key: str) -> pd.DataFrame:

@@ -2,7 +2,10 @@
 registry row.
 
 The frame has recmeta's column names: ``user_id``, ``item_id``, ``timestamp`` when there is
-a time column, and the feature columns of the user and item tables, joined on the ids.
+a time column, and the feature columns of the user and item tables, joined on the ids, each
+under the name the model will know it by (:func:`~recmeta.adapters.sql.feature_fields`: a
+column's own name, or ``user.lang`` and ``item.lang`` for a ``lang`` of both tables, which
+the nightly job reads under the same names).
 Rows without a user or an item id, and rows whose rating is NULL, NaN or not a number, are
 dropped and counted. Feature tables are
 read as the nightly job reads them: rows whose key is NULL are not joined, and of rows

@@ -19,8 +19,9 @@ from click.testing import CliRunner
 
 from recmeta import MetaRecommender, make_synthetic
 from recmeta.adapters import migrate, runs, training
+from recmeta.adapters.batch import BatchScorer
 from recmeta.adapters.scoring import NightlyJob, ScoreSettings
-from recmeta.adapters.sql import Entities, SqlReader, SqlSource
+from recmeta.adapters.sql import Entities, Interactions, SqlReader, SqlSource
 from recmeta.cli import main
 from recmeta.cli._common import parse_params
 
@@ -222,6 +223,91 @@ def test_train_joins_the_feature_row_score_uses_and_warns_of_shared_or_null_keys
             "row of each is used, the one with the greatest 'row_id' (the table's primary "
             "key). Make 'item_id' unique there."]:
         assert f"recmeta: warning: {warning}\n" in result.stderr
+
+
+MEMBERS = ["--interactions", "films_watched", "--user-col", "member_uuid", "--item-col",
+           "film_code", "--users", "app_members", "--user-key", "member_uuid", "--items",
+           "app_films", "--item-key", "film_code"]
+
+
+@pytest.fixture
+def members_engine(filled_engine, sql_data):
+    """An application's own tables: members and films keyed by text codes, each with a
+    surrogate primary key ``id`` and a ``lang``; two members, the same but for their lang,
+    have no interactions (scored on their features)."""
+    users = sql_data.users.assign(member_uuid="m" + sql_data.users["user_id"].astype(str),
+                                  lang=["en", "fr", "de", "en"] * 10)
+    users.loc[len(users)] = {"member_uuid": "new-en", "gender": "F", "lang": "en"}
+    users.loc[len(users)] = {"member_uuid": "new-fr", "gender": "F", "lang": "fr"}
+    films = sql_data.items.assign(film_code="f" + sql_data.items["item_id"].astype(str),
+                                  lang=["fr", "en", "en"] * 10)
+    with filled_engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE app_members (id INTEGER PRIMARY KEY, member_uuid "
+                             "TEXT, gender TEXT, lang TEXT)"))
+        conn.execute(sa.text("CREATE TABLE app_films (id INTEGER PRIMARY KEY, film_code TEXT, "
+                             "genres TEXT, lang TEXT)"))
+    users[["member_uuid", "gender", "lang"]].to_sql("app_members", filled_engine,
+                                                    if_exists="append", index=False)
+    films[["film_code", "genres", "lang"]].to_sql("app_films", filled_engine,
+                                                  if_exists="append", index=False)
+    sql_data.interactions.assign(
+        member_uuid="m" + sql_data.interactions["user_id"].astype(str),
+        film_code="f" + sql_data.interactions["item_id"].astype(str),
+    )[["member_uuid", "film_code", "rating", "timestamp"]].to_sql(
+        "films_watched", filled_engine, index=False)
+    return filled_engine, users, films
+
+
+@pytest.mark.parametrize("features", [[], ["--user-features", "gender,lang",
+                                           "--item-features", "genres,lang"]],
+                         ids=["default", "named"])
+def test_feature_tables_sharing_a_column_name_train_score_and_recommend(
+        members_engine, db_url, tmp_path, features):
+    """Both tables' ``id`` came out of training's join as id_x and id_y, and train exited 2
+    with "has no column 'id' ... Fix user_features=", an argument the command line never
+    took; so did a ``lang`` of both. A table's primary key is no default feature now, and
+    ``lang`` is two features, user.lang and item.lang, which score and recommend read from
+    the tables as training did."""
+    engine, users, films = members_engine
+    out = tmp_path / "m"
+    result = invoke("train", "--db", db_url, *MEMBERS, *features, "--out", out,
+                    "--param", "max_epochs=1", "--param", "hidden=[8]",
+                    "--param", "embedding_dim=4", "--param", "random_state=0")
+    assert stdout_json(result)["metrics"]["n_users"] == 40
+    model = MetaRecommender.load(out)
+    assert model.schema_.user_fields == ["gender", "user.lang"]
+    assert model.schema_.item_fields == ["genres", "item.lang"]
+
+    summary = stdout_json(invoke("score", "--db", db_url, *MEMBERS, "--model", out, "-n", 3))
+    assert summary["users"]["scored"] == 42 and summary["users"]["cold_start"] == 2
+    rows = runs.read(engine, summary["run_id"])
+    # the two new members differ by their lang alone: read, it tells them apart
+    by_user = rows.groupby("user_id")["score"].apply(list)
+    assert by_user["new-en"] != by_user["new-fr"]
+    # what the job scores with: every film's lang, as the table holds it
+    reader = SqlReader(engine, source_from_options(MEMBERS))
+    with engine.connect() as conn:
+        items, members = reader.features(conn, "item"), reader.features(conn, "user")
+    scorer = BatchScorer(model, 3, True, False, items, items)
+    for table, key, rows_of_db in ((scorer.item_table, "item_id", films),
+                                   (scorer._user_features(members), "user_id", users)):
+        side = key.split("_")[0]
+        code = "film_code" if side == "item" else "member_uuid"
+        assert dict(zip(table[key], table[f"{side}.lang"], strict=True)) == dict(
+            zip(rows_of_db[code], rows_of_db["lang"], strict=True))
+    one = stdout_json(invoke("recommend", "--db", db_url, *MEMBERS, "--model", out,
+                             "--user", "new-fr", "-n", 3, "--json"))
+    assert [r["item_id"] for r in one["recommendations"]] == rows.loc[
+        rows["user_id"] == "new-fr", "item_id"].tolist()
+
+
+def source_from_options(args: list[str]) -> SqlSource:
+    """The SqlSource of the command line's mapping options (``--users x`` and so on)."""
+    pairs = dict(zip(args[::2], args[1::2], strict=True))
+    return SqlSource(
+        Interactions(pairs["--interactions"], pairs["--user-col"], pairs["--item-col"]),
+        Entities(pairs["--users"], pairs["--user-key"]),
+        Entities(pairs["--items"], pairs["--item-key"]))
 
 
 def test_train_drops_and_counts_rows_without_an_id_and_keeps_integer_ids(

@@ -203,6 +203,42 @@ def test_feature_tables_match_ids_by_value(event_engine):
     assert reader.user_features == ["job"]
 
 
+def test_feature_tables_leave_out_their_primary_key_and_share_names_apart(engine):
+    """Both tables' surrogate key ``id`` was a default feature (a per-row id describes no
+    one), and a ``lang`` of both came out of training's join as lang_x and lang_y. Now a
+    primary key other than the key is no default feature, and a name both tables use, or
+    one of recmeta's own columns, is read as user.NAME and item.NAME."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE members (id INTEGER PRIMARY KEY, uuid TEXT, "
+                             "lang TEXT, rating REAL, gender TEXT)"))
+        conn.execute(sa.text("CREATE TABLE films (id INTEGER PRIMARY KEY, code TEXT, "
+                             "lang TEXT, genres TEXT)"))
+        conn.execute(sa.text("INSERT INTO members VALUES (1, 'm1', 'en', 4.5, 'F')"))
+        conn.execute(sa.text("INSERT INTO films VALUES (7, 'f1', 'fr', 'noir')"))
+    pd.DataFrame({"uuid": ["m1"], "code": ["f1"], "stars": [4.0]}).to_sql("ev", engine,
+                                                                       index=False)
+    spec = SqlSource(Interactions("ev", "uuid", "code", "stars", None),
+                     Entities("members", "uuid"), Entities("films", "code"))
+    reader = SqlReader(engine, spec)
+    assert reader.user_features == ["user.lang", "user.rating", "gender"]
+    assert reader.item_features == ["item.lang", "genres"]
+    with engine.connect() as conn:
+        users, items = reader.features(conn, "user"), reader.features(conn, "item")
+    assert users.to_dict("records") == [{C.USER: "m1", "user.lang": "en", "user.rating": 4.5,
+                                         "gender": "F"}]
+    assert items.to_dict("records") == [{C.ITEM: "f1", "item.lang": "fr", "genres": "noir"}]
+    # named, the primary key is a feature like any other column
+    named = SqlReader(engine, SqlSource(spec.interactions, Entities("members", "uuid",
+                                                                    ("id", "lang"))))
+    assert named.user_features == ["id", "lang"]  # no items table: lang is the users' own
+    # the model's field, found in a table read beside other tables, or alone
+    assert sql.feature_column("item", "item.lang", ["item_id", "lang"]) == "lang"
+    assert sql.feature_column("item", "lang", ["item_id", "item.lang"]) == "item.lang"
+    assert sql.feature_column("item", "genres", ["item_id", "genres"]) == "genres"
+    assert sql.feature_column("user", "user.user_id", ["user_id"]) is None  # the key is none
+    assert sql.feature_column("user", "age", ["user_id", "gender"]) is None
+
+
 def test_missing_table_names_it_and_lists_what_exists(event_engine):
     engine, _ = event_engine
     with pytest.raises(SchemaError, match=r"'evnts' does not exist.*Tables there: .*'events'"):

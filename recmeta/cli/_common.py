@@ -63,13 +63,17 @@ SOURCE_OPTIONS = [
     click.option("--user-key", default="user_id", show_default=True,
                  help="Its user id column."),
     click.option("--user-features", default=None, callback=_names,
-                 help="Its feature columns, comma-separated [default: all but the key]."),
+                 help="Its feature columns, comma-separated [default: all but the key and "
+                      "the table's primary key: a per-row id is no feature]. One named as "
+                      "an item feature too is the model's user.NAME."),
     click.option("--items", "items_table", default=None,
                  help="Table of item features: the catalogue (optional)."),
     click.option("--item-key", default="item_id", show_default=True,
                  help="Its item id column."),
     click.option("--item-features", default=None, callback=_names,
-                 help="Its feature columns, comma-separated [default: all but the key]."),
+                 help="Its feature columns, comma-separated [default: all but the key and "
+                      "the table's primary key: a per-row id is no feature]. One named as "
+                      "a user feature too is the model's item.NAME."),
 ]
 
 CANDIDATE_OPTIONS = [
