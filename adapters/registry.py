@@ -2,7 +2,9 @@
 
 A model is named on the command line by its registry id or by its directory; a directory
 that is not registered yet is registered when a run first uses it, so every run points at
-a registry row.
+a registry row. Its parameters and metrics are then read from the model itself
+(:func:`model_metrics`: what ``recmeta train`` records but the number of interactions and
+the time the fit took, which the model does not keep).
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from recmeta.exceptions import DataError
 
 from .tables import models
+
+if TYPE_CHECKING:
+    from recmeta import MetaRecommender
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,22 @@ def get(conn: sa.Connection, model_id: int) -> ModelEntry:
     return ModelEntry(**row)
 
 
-def resolve(engine: sa.Engine, model: str) -> ModelEntry:
-    """A model named by its registry id (digits) or its directory (registered if new)."""
+def model_metrics(model: MetaRecommender) -> dict:
+    """The metrics of the registry that a fitted (or loaded) model knows of itself."""
+    return {
+        "n_users": len(model.users_), "n_items": len(model.items_),
+        "n_epochs": model.n_epochs_, "best_epoch": model.best_epoch_,
+        "train_loss": model.loss_curve_[-1] if model.loss_curve_ else None,
+        "validation_loss": (min(model.validation_loss_curve_)
+                            if model.validation_loss_curve_ else None),
+    }
+
+
+def resolve(engine: sa.Engine, model: str, fitted: MetaRecommender | None = None
+            ) -> ModelEntry:
+    """A model named by its registry id (digits) or its directory (registered if new, with
+    the parameters and metrics of the model it holds: ``fitted``, when the caller has
+    loaded it already)."""
     if str(model).isdigit() and not Path(model).exists():
         with engine.connect() as conn:
             return get(conn, int(model))
@@ -65,7 +85,12 @@ def resolve(engine: sa.Engine, model: str) -> ModelEntry:
                              .order_by(models.c.id.desc())).scalar()
         if found is not None:
             return get(conn, found)
-    model_id = register(engine, path, {}, {}, name=path.name)
+    if fitted is None:
+        from recmeta import MetaRecommender
+
+        fitted = MetaRecommender.load(path)
+    model_id = register(engine, path, fitted.get_params(deep=False), model_metrics(fitted),
+                        name=path.name)
     with engine.connect() as conn:
         return get(conn, model_id)
 

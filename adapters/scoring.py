@@ -148,7 +148,7 @@ class NightlyJob:
         # a directory is read and checked before it is registered, so a broken one, or one
         # the mapping contradicts, is never registered
         fitted = checked(MetaRecommender.load(model)) if Path(model).is_dir() else None
-        entry = registry.resolve(engine, model)
+        entry = registry.resolve(engine, model, fitted)
         if fitted is None:
             fitted = checked(MetaRecommender.load(entry.artifact))
         return cls(reader, settings, entry, fitted)

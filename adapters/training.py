@@ -141,14 +141,8 @@ def fit_and_save(X: pd.DataFrame, y: np.ndarray, params: dict, out
     model.fit(X, y)
     seconds = time.perf_counter() - started
     model.save(out)
-    metrics = {
-        "n_users": len(model.users_), "n_items": len(model.items_), "n_interactions": len(X),
-        "n_epochs": model.n_epochs_, "best_epoch": model.best_epoch_,
-        "train_loss": model.loss_curve_[-1] if model.loss_curve_ else None,
-        "validation_loss": (min(model.validation_loss_curve_)
-                            if model.validation_loss_curve_ else None),
-        "fit_seconds": round(seconds, 3),
-    }
+    metrics = {**registry.model_metrics(model), "n_interactions": len(X),
+               "fit_seconds": round(seconds, 3)}
     return model, metrics
 
 

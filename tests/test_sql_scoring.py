@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from recmeta import DataError, MetaRecommender
 from recmeta import columns as C
-from recmeta.adapters import migrate, runs
+from recmeta.adapters import migrate, registry, runs
 from recmeta.adapters.batch import BatchScorer, check_feedback
 from recmeta.adapters.migrate import MigrationError
 from recmeta.adapters.recommend import recommend_one
@@ -381,3 +381,19 @@ def test_recommend_one_says_how_many_rows_it_adapts_on(filled_engine, sql_model_
     short = recommend_one(filled_engine, SOURCE, str(tmp_path / "m"), "3", n=5)
     assert short["counts"]["rows_used"] == 2 and "adapted on the latest" not in \
         short["explanation"]
+
+
+def test_a_directory_registered_on_first_use_has_its_models_parameters_and_metrics(
+        filled_engine, sql_model_dir):
+    """A model not trained by `recmeta train` against this database was registered by its
+    first run with parameters and metrics '{}', though its model.json has them."""
+    summary = score(filled_engine, sql_model_dir)
+    model = MetaRecommender.load(sql_model_dir)
+    with filled_engine.connect() as conn:
+        entry = registry.get(conn, summary["model_id"])
+    assert entry.name == "model" and entry.artifact == str(sql_model_dir.resolve())
+    assert entry.parameters == registry._jsonable(model.get_params(deep=False))
+    assert entry.parameters["embedding_dim"] == 4 and entry.parameters["hidden"] == [8]
+    assert entry.metrics["n_users"] == 40 and entry.metrics["n_items"] == len(model.items_)
+    assert entry.metrics["n_epochs"] == 1 and entry.metrics["best_epoch"] == model.best_epoch_
+    assert entry.metrics["train_loss"] == pytest.approx(model.loss_curve_[-1])
