@@ -21,13 +21,14 @@ if TYPE_CHECKING:
 
 
 def load_model(engine: sa.Engine, model: str) -> MetaRecommender:
-    """A model from its directory, or from the registry by id."""
+    """A model from its directory, or from the registry by id (refused when its directory
+    was overwritten since it was registered, as ``recmeta score`` refuses it)."""
     from recmeta import MetaRecommender
 
     if Path(model).is_dir():
         return MetaRecommender.load(model)
     with engine.connect() as conn:
-        entry = registry.get(conn, int(model)) if str(model).isdigit() else None
+        entry = registry.get_unchanged(conn, int(model)) if str(model).isdigit() else None
     if entry is None:
         return MetaRecommender.load(model)  # fails with the loader's own message
     return MetaRecommender.load(entry.artifact)

@@ -5,6 +5,14 @@ that is not registered yet is registered when a run first uses it, so every run 
 a registry row. Its parameters and metrics are then read from the model itself
 (:func:`model_metrics`: what ``recmeta train`` records but the number of interactions and
 the time the fit took, which the model does not keep).
+
+A directory can be retrained into (``recmeta train --out`` the same directory again), which
+registers a new id for it; the older id would then load the new weights under its own
+parameters and metrics. So each row records the directory's :func:`fingerprint` when it was
+registered (in its metrics, as ``model_fingerprint``: rows need no new column), and
+:func:`get_unchanged` refuses an id whose directory no longer holds what was registered,
+naming the id that does. Rows registered before fingerprints were kept have none to
+compare: such a row is taken as it is, unless a later row registers the same directory.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ if TYPE_CHECKING:
     from recmeta import MetaRecommender
 
 
+FINGERPRINT = "model_fingerprint"  # the key of a row's metrics that holds its fingerprint
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One registered model."""
@@ -37,12 +48,19 @@ class ModelEntry:
     metrics: dict
     artifact: str
 
+    @property
+    def registered_fingerprint(self) -> str | None:
+        """The directory's :func:`fingerprint` when it was registered (None for rows
+        registered before they were recorded)."""
+        return (self.metrics or {}).get(FINGERPRINT)
+
 
 def register(engine: sa.Engine, artifact, parameters: dict, metrics: dict,
              name: str | None = None) -> int:
-    """Add a model directory to the registry; returns its id."""
+    """Add a model directory to the registry, with its :func:`fingerprint`; returns its id."""
     row = {"name": name, "created": dt.datetime.now(dt.timezone.utc),
-           "parameters": _jsonable(parameters), "metrics": _jsonable(metrics),
+           "parameters": _jsonable(parameters),
+           "metrics": _jsonable({**metrics, FINGERPRINT: fingerprint(artifact)}),
            "artifact": str(Path(artifact).resolve())}
     with engine.begin() as conn:
         return int(conn.execute(models.insert().values(**row)).inserted_primary_key[0])
@@ -55,6 +73,39 @@ def get(conn: sa.Connection, model_id: int) -> ModelEntry:
         raise DataError(f"No model {model_id} in the registry (recmeta_models). Pass a model "
                         f"directory, or the id printed by `recmeta train`.")
     return ModelEntry(**row)
+
+
+def get_unchanged(conn: sa.Connection, model_id: int) -> ModelEntry:
+    """The registry row ``model_id``, refused with a DataError when its directory no longer
+    holds the model registered under it (retrained into the same ``--out``, say): the row's
+    parameters and metrics would describe other weights than a run loads, and runs would
+    record them. The message names the id to use instead, when a row holds what the
+    directory holds now."""
+    entry = get(conn, model_id)
+    path = Path(entry.artifact)
+    if not (path / "model.json").is_file():
+        return entry  # nothing there to compare: loading it says what is missing
+    later = [ModelEntry(**row) for row in conn.execute(
+        sa.select(models).where(models.c.artifact == entry.artifact, models.c.id > entry.id)
+        .order_by(models.c.id.desc())).mappings()]
+    recorded = entry.registered_fingerprint
+    if recorded is None and not later:
+        return entry  # registered before fingerprints were kept, and not retrained since
+    now = fingerprint(path)
+    if recorded == now:
+        return entry
+    holds = next((e for e in later if e.registered_fingerprint == now), None)
+    by = (f"by a later `recmeta train --out` into it (registered as model "
+          f"{', '.join(str(e.id) for e in reversed(later))})" if later
+          else "since it was registered (retrained or changed in place)")
+    instead = (f"Use --model {holds.id}, the model it holds now." if holds else
+               f"Pass the directory itself (--model {entry.artifact}) to use, and register, "
+               f"the model it holds now.")
+    raise DataError(
+        f"Model {model_id} of the registry no longer exists: its directory {entry.artifact} "
+        f"was overwritten {by}, so it holds other weights than model {model_id}'s "
+        f"parameters and metrics describe. {instead} Train each model into a directory of "
+        f"its own (--out) to keep older ids usable.")
 
 
 def model_metrics(model: MetaRecommender) -> dict:
@@ -70,21 +121,30 @@ def model_metrics(model: MetaRecommender) -> dict:
 
 def resolve(engine: sa.Engine, model: str, fitted: MetaRecommender | None = None
             ) -> ModelEntry:
-    """A model named by its registry id (digits) or its directory (registered if new, with
-    the parameters and metrics of the model it holds: ``fitted``, when the caller has
-    loaded it already)."""
+    """A model named by its registry id (digits; refused when its directory was overwritten
+    since, see :func:`get_unchanged`) or its directory: the row registered with what it
+    holds now, else registered now, with the parameters and metrics of the model it holds
+    (``fitted``, when the caller has loaded it already)."""
     if str(model).isdigit() and not Path(model).exists():
         with engine.connect() as conn:
-            return get(conn, int(model))
+            return get_unchanged(conn, int(model))
     path = Path(model).resolve()
     if not (path / "model.json").is_file():
         raise DataError(f"{str(model)!r} is neither a registered model id nor a model "
                         f"directory (no model.json there). Train one with `recmeta train`.")
     with engine.connect() as conn:
-        found = conn.execute(sa.select(models.c.id).where(models.c.artifact == str(path))
-                             .order_by(models.c.id.desc())).scalar()
-        if found is not None:
-            return get(conn, found)
+        rows = [ModelEntry(**row) for row in conn.execute(
+            sa.select(models).where(models.c.artifact == str(path))
+            .order_by(models.c.id.desc())).mappings()]
+    if rows:
+        # the row registered with what the directory holds now; a directory changed since
+        # its rows were registered (saved over from Python, say) is registered anew
+        now = fingerprint(path)
+        for entry in rows:
+            if entry.registered_fingerprint == now:
+                return entry
+        if rows[0].registered_fingerprint is None:
+            return rows[0]  # registered before fingerprints were kept: nothing to compare
     if fitted is None:
         from recmeta import MetaRecommender
 
@@ -96,9 +156,10 @@ def resolve(engine: sa.Engine, model: str, fitted: MetaRecommender | None = None
 
 
 def fingerprint(artifact) -> str:
-    """A digest of every file of a model directory: a run records it when it starts, and a
-    resume compares, so that a model retrained into the same directory meanwhile is not
-    mixed into the run's rows."""
+    """A digest of every file of a model directory: the registry records it with each row
+    and a run when it starts; a registry id and a resume compare, so that a model retrained
+    into the same directory meanwhile is neither taken for the one registered nor mixed
+    into the run's rows."""
     digest = hashlib.sha256()
     root = Path(artifact)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):

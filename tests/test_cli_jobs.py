@@ -53,6 +53,33 @@ def test_train_from_the_database_registers_the_model(filled_engine, db_url, tmp_
     assert row == ("nightly", str(out.resolve()))
 
 
+def test_an_id_whose_directory_was_trained_into_again_is_refused(filled_engine, db_url,
+                                                                 tmp_path):
+    """Trained twice into one --out, the directory is registered as models 1 and 2; score
+    --model 1 loaded model 2's weights, and its run recorded model 1, whose row describes
+    the parameters and metrics of the first training. Now model 1 is refused, and the
+    message says which id holds what the directory holds now."""
+    out = tmp_path / "m2"
+    args = ["train", "--db", db_url, *TABLES, "--out", out, "--param", "max_epochs=1",
+            "--param", "embedding_dim=4", "--param", "random_state=0"]
+    assert stdout_json(invoke(*args, "--param", "hidden=[8]"))["model_id"] == 1
+    assert stdout_json(invoke(*args, "--param", "hidden=[4]"))["model_id"] == 2
+    for command in (["score"], ["recommend", "--user", 3]):
+        result = invoke(*command, "--db", db_url, *TABLES, "--model", 1, ok=False)
+        assert result.exit_code == 2, result.output
+        assert (f"Model 1 of the registry no longer exists: its directory {out.resolve()} "
+                f"was overwritten by a later `recmeta train --out` into it (registered as "
+                f"model 2)") in " ".join(result.output.split())
+        assert "Use --model 2, the model it holds now." in result.output
+    with filled_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM recmeta_runs")).scalar() == 0
+    summary = stdout_json(invoke("score", "--db", db_url, *TABLES, "--model", 2, "-n", 3))
+    assert summary["model_id"] == 2 and summary["status"] == "finished"
+    # named by its directory, the model is the row registered with what it holds: 2
+    summary = stdout_json(invoke("score", "--db", db_url, *TABLES, "--model", out, "-n", 3))
+    assert summary["model_id"] == 2
+
+
 def test_train_says_what_fit_warns_of_in_its_own_words(tmp_path, sql_data):
     """fit's warnings (here two duplicate rows) came out as Python's "path:line: UserWarning"
     lines, unlike every other warning of the command line."""

@@ -397,3 +397,39 @@ def test_a_directory_registered_on_first_use_has_its_models_parameters_and_metri
     assert entry.metrics["n_users"] == 40 and entry.metrics["n_items"] == len(model.items_)
     assert entry.metrics["n_epochs"] == 1 and entry.metrics["best_epoch"] == model.best_epoch_
     assert entry.metrics["train_loss"] == pytest.approx(model.loss_curve_[-1])
+
+
+def test_a_directory_changed_since_it_was_registered_is_registered_anew(filled_engine,
+                                                                        sql_model_dir,
+                                                                        tmp_path):
+    """Saved over from Python (no `recmeta train`, so no new row), the directory is not
+    the model its row describes: its id is refused, and the directory is registered anew.
+    Rows registered before fingerprints were kept are taken as they are, unless a later
+    row registers the same directory."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(sql_model_dir, model_dir)
+    first = score(filled_engine, model_dir)["model_id"]
+    MetaRecommender.load(model_dir).set_params(max_history=3).save(model_dir)
+    with filled_engine.connect() as conn:
+        with pytest.raises(DataError, match=f"Model {first} of the registry no longer exists"
+                           r".*changed in place\).*Pass the directory itself"):
+            registry.get_unchanged(conn, first)
+    summary = score(filled_engine, model_dir)
+    assert summary["model_id"] == first + 1
+    with filled_engine.connect() as conn:
+        entry = registry.get_unchanged(conn, first + 1)
+    assert entry.parameters["max_history"] == 3
+    assert entry.registered_fingerprint == registry.fingerprint(model_dir)
+
+    # a row of before fingerprints: taken as it is, until a later row has its directory
+    legacy = tmp_path / "legacy"
+    shutil.copytree(sql_model_dir, legacy)
+    with filled_engine.begin() as conn:
+        old = conn.execute(models.insert().values(
+            name="legacy", created=pd.Timestamp.now(tz="UTC"), parameters={}, metrics={},
+            artifact=str(legacy.resolve()))).inserted_primary_key[0]
+    assert score(filled_engine, str(old))["model_id"] == old
+    assert score(filled_engine, legacy)["model_id"] == old
+    new = registry.register(filled_engine, legacy, {}, {})
+    with pytest.raises(DataError, match=rf"\(registered as model {new}\).*Use --model {new},"):
+        score(filled_engine, str(old))
