@@ -367,6 +367,13 @@ def resolve_device(device: str) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise P.InvalidParameterError(
             f"device={device!r} but torch sees no GPU here; use device='auto' or 'cpu'.")
+    if resolved.type not in ("cpu", "cuda"):  # mps, xpu, ...: is this torch built with it?
+        try:
+            torch.empty(0, device=resolved)
+        except (RuntimeError, AssertionError):
+            raise P.InvalidParameterError(
+                f"device={device!r} is not usable here: this torch build cannot put a tensor "
+                f"on it. Use device='auto' or 'cpu'.") from None
     return resolved
 
 

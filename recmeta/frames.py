@@ -100,9 +100,10 @@ def drop_rows_without_ids(frame: pd.DataFrame, target: np.ndarray, columns: list
     if missing.all():
         raise DataError(f"Every row of {what} lacks an id ({named}): each interaction needs "
                         f"a user id and an item id. Fill them in.")
+    first = frame.index[np.flatnonzero(missing)[0]]  # its label: X.loc[first] shows it
     warnings.warn(f"{int(missing.sum())} row(s) of {what} have no id in {named} (the first "
-                  f"at row {int(np.flatnonzero(missing)[0])}): they are left out. Drop them or "
-                  f"fill in their ids to silence this.", UserWarning, stacklevel=4)
+                  f"at index {first}): they are left out. Drop them or fill in their ids to "
+                  f"silence this.", UserWarning, stacklevel=4)
     return integer_ids(frame[~missing], columns, what), target[~missing]
 
 

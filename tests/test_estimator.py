@@ -221,8 +221,9 @@ def test_bad_history_is_named_as_the_history(model):
 def test_rows_without_ids_are_left_out_of_fit_with_a_warning(data):
     X = data.X.assign(user_id=data.X.user_id.where(data.X.index != 5),
                       item_id=data.X.item_id.astype(float).where(data.X.index % 50 != 7))
+    X.index += 1000  # the warning names the row by its label, not its position (5)
     with pytest.warns(UserWarning, match=r"\d+ row\(s\) of X have no id in 'user_id', "
-                                         r"'item_id' \(the first at row 5\)"):
+                                         r"'item_id' \(the first at index 1005\)"):
         model = MetaRecommender(**FAST).fit(X, data.y)
     kept = X.user_id.notna() & X.item_id.notna()
     assert len(model.users_.ids) == data.X.user_id.nunique()
@@ -409,6 +410,9 @@ def test_bad_parameters_are_named(data):
     if not torch.cuda.is_available():
         with pytest.raises(InvalidParameterError, match="no GPU"):
             MetaRecommender(device="cuda").fit(data.X, data.y)
+    if not torch.backends.mps.is_available():  # torch's own RuntimeError before
+        with pytest.raises(InvalidParameterError, match=r"device='mps' is not usable here"):
+            MetaRecommender(device="mps").fit(data.X, data.y)
 
 
 def test_predict_before_fit_and_missing_columns(model, data):
