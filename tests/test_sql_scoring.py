@@ -433,3 +433,33 @@ def test_a_directory_changed_since_it_was_registered_is_registered_anew(filled_e
     new = registry.register(filled_engine, legacy, {}, {})
     with pytest.raises(DataError, match=rf"\(registered as model {new}\).*Use --model {new},"):
         score(filled_engine, str(old))
+
+
+def test_the_readmes_query_reads_the_latest_finished_run(filled_engine, sql_model_dir,
+                                                          monkeypatch):
+    """The README tells an app to read the latest finished run's rows; a failed run after it,
+    whose first batch was written, is not read."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    query = readme.split("```sql\n", 1)[1].split("```", 1)[0]
+    score(filled_engine, sql_model_dir)
+    latest = score(filled_engine, sql_model_dir, n=3)
+    real, calls = runs.advance, []
+
+    def failing(conn, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("connection lost"))
+        return real(conn, *args)
+
+    monkeypatch.setattr(runs, "advance", failing)
+    job = NightlyJob.start(filled_engine, SOURCE, str(sql_model_dir), ScoreSettings(4, 7))
+    with pytest.raises(JobFailed):
+        job.run(progress=False)
+    assert len(rows_of(filled_engine, job.run_id))  # the failed run left rows
+    with filled_engine.connect() as conn:
+        read = pd.DataFrame(conn.execute(sa.text(query)).all(),
+                            columns=list(C.RECOMMENDATION_COLUMNS))
+    expected = rows_of(filled_engine, latest["run_id"])
+    pd.testing.assert_frame_equal(read, expected, check_dtype=False)

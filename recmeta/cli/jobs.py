@@ -120,7 +120,8 @@ def train(db_url, file, out, name, params, **source) -> None:
               help="Recommendations written per user.")
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1),
               help="Users per batch; each batch is one transaction. Peak memory grows with "
-                   "it, speed hardly.")
+                   "it; small batches are slower (each one reads, adapts and commits on its "
+                   "own).")
 @click.option("--history", default=None, type=click.IntRange(min=1),
               help="Latest interactions read per user [default: the model's max_history].")
 @click.option("--include-seen", is_flag=True, help="Allow items from the user's history.")
