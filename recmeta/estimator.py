@@ -370,7 +370,10 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         request = Request(self)
-        return request.scores(request.frame(X, "X"), history_X, history_y)
+        frame = request.frame(X, "X")
+        if history_X is None:  # with a history, users new to the model are expected
+            self._warn_if_no_user_known(frame[self.schema_.user_col])
+        return request.scores(frame, history_X, history_y)
 
     def recommend(self, users=None, n: int = 10, candidates=None,
                   exclude_seen: bool = True) -> pd.DataFrame:

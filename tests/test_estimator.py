@@ -262,6 +262,28 @@ def test_float_ids_are_integers_when_whole_and_warned_of_before_fitting_when_not
         MetaRecommender(**{**FAST, "max_epochs": 1}).fit(X, data.y)
 
 
+def test_predict_and_adapt_warn_of_ids_of_another_type_none_of_which_is_known(data):
+    """Ids as strings for a model of integer ids: predict scored every user cold and every
+    item as a new one, adapt every history item as new, without a word (recommend said)."""
+    model = MetaRecommender(**{**FAST, "max_epochs": 1}).fit(data.X, data.y)
+    rows = data.X.head(5)
+    as_text = rows.astype({"user_id": str, "item_id": str})
+    with pytest.warns(UserWarning) as caught:
+        model.predict(as_text)
+    said = " ".join(str(w.message) for w in caught)
+    assert "None of the 5 item id(s) of X is known to the model" in said
+    assert "user id(s) is known to the model" in said
+    assert "Their ids are string (e.g. '" in said and "but the model's are integer" in said
+    history = data.X[data.X.user_id == 3].assign(user_id="new")
+    with pytest.warns(UserWarning, match=r"item id\(s\) of history_X is known"):
+        model.adapt(history.astype({"item_id": str}), data.y[history.index])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # new users, known items, the right types: no warning
+        model.adapt(history, data.y[history.index])
+        model.predict(rows)
+        model.predict(rows.assign(user_id="new"), history, data.y[history.index])
+
+
 def test_same_seed_same_model_other_seed_other_model(data):
     # on the CPU, as documented: on an H100 two fits of one seed differed by 3e-8 (GPU
     # kernels such as an embedding's backward add in no fixed order)
