@@ -116,6 +116,11 @@ def _split_target(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, dict]:
                         "interactions table (or file) first.")
     rating = pd.to_numeric(frame[C.RATING], errors="coerce")
     usable = np.isfinite(rating.to_numpy(np.float64, na_value=np.nan))
+    if not usable.any():  # fit would say only "X is empty (0 rows)"
+        raise DataError(f"None of the {len(frame):,} interactions has a rating (each is NULL, "
+                        f"NaN or not a number): there is nothing to train on. Map the column "
+                        f"of ratings (--rating-col), or pass --rating-col '' to train on 0/1 "
+                        f"feedback (every row counts as a 1).")
     frame = frame.assign(**{C.RATING: rating}).loc[usable]
     if C.TIME in frame.columns:
         frame = frame.sort_values([C.USER, C.TIME], kind="stable")

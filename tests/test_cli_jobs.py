@@ -152,6 +152,25 @@ def test_train_refuses_a_rating_column_without_numbers_as_score_does(sqlite_url,
         assert not (tmp_path / "m").exists()
 
 
+def test_train_says_so_when_every_rating_is_null(sqlite_url, sql_data, tmp_path):
+    """A rating column NULL in every row: train said only fit's "X is empty (0 rows)"."""
+    engine = sa.create_engine(sqlite_url)
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE ratings (uid INTEGER, sku INTEGER, stars REAL)")
+        conn.exec_driver_sql("INSERT INTO ratings VALUES (?, ?, NULL)", [
+            tuple(r) for r in sql_data.interactions[["user_id", "item_id"]].head(50)
+            .itertuples(index=False)])
+    engine.dispose()
+    result = invoke("train", "--db", sqlite_url, "--interactions", "ratings", "--user-col",
+                    "uid", "--item-col", "sku", "--rating-col", "stars", "--time-col", "",
+                    "--out", tmp_path / "m", ok=False)
+    assert result.exit_code == 2, result.output
+    assert "None of the 50 interactions has a rating (each is NULL, NaN or not a number)" in \
+        " ".join(result.output.split())
+    assert not (tmp_path / "m").exists()
+
+
 def test_a_rating_that_is_not_a_number_is_dropped_and_said_to_be(sqlite_url, sql_data,
                                                                   sql_model_dir, tmp_path):
     """An 'n/a' in a REAL rating column is dropped and counted under null_rating (train:
