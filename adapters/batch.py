@@ -26,7 +26,7 @@ counted in the job's summary:
   from them, and a mapping that reads no rows shows as cold users, not as a healthy run);
 - a user with no candidate left to recommend (all seen) is skipped (``no_candidates``);
   "seen" is every item of the user's rows, those older than the rows read for adapting
-  included (``seen``, which :meth:`SqlReader.histories_and_seen` reads), and rows dropped above.
+  included (``seen``, which :meth:`SqlReader.older_items` reads), and rows dropped above.
 
 Ids read from the database are matched to the model's ids by value: when the model was
 fitted on integer ids and the database holds them as text (recmeta's default tables do),

@@ -50,10 +50,8 @@ def recommend_one(engine: sa.Engine, source: SqlSource, model: str, user: str, n
     with engine.connect() as conn:
         check_feedback(fitted, source.interactions.rating, reader.rating_sample(conn))
         last_n = history or fitted.max_history
-        if exclude_seen:
-            rows, older = reader.histories_and_seen(conn, matched, last_n)
-        else:
-            rows, older = reader.histories(conn, matched, last_n), None
+        rows = reader.histories(conn, matched, last_n)
+        older = reader.older_items(conn, rows, last_n) if exclude_seen else None
         user_table = reader.features(conn, "user", [user])
         items = reader.features(conn, "item")
         candidates = reader.features(conn, "candidates")

@@ -273,10 +273,9 @@ class NightlyJob:
                                                self.settings.batch_size)
                 if not users:
                     return
-                if self.settings.exclude_seen:
-                    history, older = self.reader.histories_and_seen(conn, users, last_n)
-                else:
-                    history, older = self.reader.histories(conn, users, last_n), None
+                history = self.reader.histories(conn, users, last_n)
+                older = (self.reader.older_items(conn, history, last_n)
+                         if self.settings.exclude_seen else None)
                 user_table = self.reader.features(conn, "user", users)
             t1 = time.perf_counter()
             recs, counts = scorer.score(users, history, user_table, older)

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -169,32 +168,20 @@ class SqlReader:
             query = self._window_query(users, last_n)
         return self._frame(_stream(conn, query))
 
-    def histories_and_seen(self, conn: sa.Connection, users: Sequence, last_n: int
-                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """What :meth:`histories` returns, and what each user has seen besides those rows:
-        the items of its older rows (columns user_id, item_id; NULL items left out).
-
-        One query reads every row of ``users``, newest first, and the latest ``last_n`` of
-        each are split off here: the window or LATERAL query of :meth:`histories` reads every
-        row of those users in the database anyway, and a second query for the older items
-        read most of them again (``benchmarks/nightly.py`` times the two side by side).
-        """
-        users = for_column(users, self.user)
+    def older_items(self, conn: sa.Connection, history: pd.DataFrame, last_n: int
+                    ) -> pd.DataFrame:
+        """The items of every row of the users whose ``history`` (as :meth:`histories` read
+        it) has ``last_n`` rows, so may have left older rows unread: what a user has seen,
+        besides the rows it adapts on. Columns user_id, item_id; NULL items left out."""
+        counts = history[C.USER].value_counts()
+        users = for_column(counts.index[counts >= last_n].tolist(), self.user)
         if not users:
-            return self._frame([]), _records([], [C.USER, C.ITEM])
+            return _records([], [C.USER, C.ITEM])
         t = self.table
         ids = sa.bindparam("users", users, expanding=True, type_=self.user.type)
-        query = (sa.select(t.c[self.user.name].label(C.USER), *self._selected(t))
-                 .where(t.c[self.user.name].in_(ids))
-                 .order_by(t.c[self.user.name], *self._recency(t)))
-        rows = self._frame(_stream(conn, query))
-        position = rows.groupby(C.USER, sort=False).cumcount().to_numpy()
-        recent = position < last_n
-        # users in the database's order (as it sorted them), each one's rows oldest first
-        order = np.lexsort((-position[recent], pd.factorize(rows[C.USER])[0][recent]))
-        history = rows[recent].iloc[order].reset_index(drop=True)
-        older = rows.loc[~recent, [C.USER, C.ITEM]]
-        return history, older[older[C.ITEM].notna()].reset_index(drop=True)
+        query = (sa.select(t.c[self.user.name].label(C.USER), t.c[self.item.name].label(C.ITEM))
+                 .where(t.c[self.user.name].in_(ids), t.c[self.item.name].is_not(None)))
+        return _records(_stream(conn, query), [C.USER, C.ITEM])
 
     def _selected(self, source) -> list:
         """The history columns of ``source`` (a table or subquery), labelled recmeta's way;

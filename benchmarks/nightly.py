@@ -6,9 +6,6 @@
 2. Peak resident memory of ``recmeta score`` for 10k and for 1M synthetic users.
 3. Fetching the histories of 1,000 users on PostgreSQL: one query per batch (LATERAL) vs
    one query per user.
-4. The job's read with seen items left out (the default), on the ML-1M-size database: every
-   user's latest 100 rows and older items in one query per batch, against the two queries
-   of the read up to 096d1a2, each batch read both ways in turn.
 
 Each ``recmeta score`` runs as its own process; its peak RSS comes from ``wait4``. Data and
 databases are written under a temporary directory (``--workdir`` to keep them). PostgreSQL
@@ -159,50 +156,6 @@ def history_fetch(url: str, n_users: int, repeats: int = 3) -> tuple[float, floa
     return statistics.median(batched), statistics.median(per_user)
 
 
-def two_query_read(reader: SqlReader, conn, users, last_n: int):
-    """The job's read of a batch with seen items before ``SqlReader.histories_and_seen``
-    (up to 096d1a2): ``histories``, then every row's item of the users it filled."""
-    history = reader.histories(conn, users, last_n)
-    counts = history[C.USER].value_counts()
-    full = counts.index[counts >= last_n].tolist()
-    t = reader.table
-    query = (sa.select(t.c[reader.user.name].label(C.USER), t.c[reader.item.name].label(C.ITEM))
-             .where(t.c[reader.user.name].in_(full), t.c[reader.item.name].is_not(None)))
-    return history, pd.DataFrame([tuple(r) for r in conn.execute(query)], columns=[C.USER, C.ITEM])
-
-
-def seen_read(url: str, batch: int = 500, last_n: int = 100) -> tuple[float, float]:
-    """Seconds to read every user's latest ``last_n`` rows and seen items, batch by batch,
-    the two ways in turn (each batch read both ways, one after the other); checks they
-    agree."""
-    engine = sa.create_engine(url)
-    reader = SqlReader(engine, SOURCE)
-    one = two = 0.0
-    with engine.connect() as conn:
-        last = None
-        while users := reader.next_users(conn, last, batch):
-            last = users[-1]
-            t0 = time.perf_counter()
-            history, older = reader.histories_and_seen(conn, users, last_n)
-            t1 = time.perf_counter()
-            history2, every = two_query_read(reader, conn, users, last_n)
-            t2 = time.perf_counter()
-            one, two = one + t1 - t0, two + t2 - t1
-            pd.testing.assert_frame_equal(history, history2, check_dtype=False)
-            seen = pd.concat([history[[C.USER, C.ITEM]], older]).dropna()
-            seen2 = pd.concat([history2[[C.USER, C.ITEM]], every]).dropna()
-            assert set(map(tuple, seen.to_numpy())) == set(map(tuple, seen2.to_numpy()))
-    return one, two
-
-
-def seen_rows(url: str, dialect: str) -> list[dict]:
-    one, two = seen_read(url)
-    what = "every user's latest 100 rows and seen items, batches of 500"
-    return [row("read with seen items", dialect, f"{what}: one query (histories_and_seen)", one),
-            row("read with seen items", dialect, f"{what}: histories, then the older items "
-                "(up to 096d1a2)", two, note=f"one query is {two / one:.2f}x faster")]
-
-
 # ---------------------------------------------------------------------- databases
 def sqlite_url(workdir: Path, name: str) -> str:
     path = workdir / f"{name}.db"
@@ -253,7 +206,6 @@ def nightly_rows(args, workdir: Path) -> list[dict]:
                         f"{summary['timings_s']['score']:.1f}, write "
                         f"{summary['timings_s']['write']:.1f}); "
                         f"{summary['recommendations_written']:,} rows written"))
-        rows += seen_rows(url, dialect)
         if dialect == "postgresql":
             rows += fetch_rows(url)
             drop_postgres(url)

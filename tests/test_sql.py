@@ -73,35 +73,6 @@ def test_histories_are_one_query_and_match_reference(event_engine, time):
     pd.testing.assert_frame_equal(got, slow, check_dtype=False)
 
 
-@pytest.mark.parametrize("time", [True, False], ids=["by-time", "no-time"])
-def test_histories_and_seen_are_one_query_and_match_reference(event_engine, time):
-    """The job's read when seen items are left out: the same histories, and every other item
-    of each user, from one query."""
-    engine, frame = event_engine
-    frame = frame.copy()
-    with engine.begin() as conn:  # a NULL item: dropped from the seen items, kept in history
-        conn.execute(sa.text("INSERT INTO events (uid, sku, stars, ts) VALUES (3, NULL, 4, 0)"))
-    frame.loc[len(frame)] = [3, None, 4.0, 0]
-    reader = SqlReader(engine, source(time))
-    users = [0, 3, 4, 7, 8, 29, 1000]  # 1000 has no rows
-    statements = count_statements(engine)
-    with engine.connect() as conn:
-        got, older = reader.histories_and_seen(conn, users, last_n=4)
-    assert len(statements) == 1
-    with engine.connect() as conn:
-        pd.testing.assert_frame_equal(got, reader.histories(conn, users, last_n=4),
-                                      check_dtype=False)
-    assert list(older.columns) == [C.USER, C.ITEM] and older[C.ITEM].notna().all()
-    for user in users:  # history and older rows: every item of the user, each row once
-        items = frame.loc[frame.uid == user, "sku"].dropna()
-        read = got.loc[got[C.USER] == user, C.ITEM].dropna()
-        assert sorted([*read, *older.loc[older[C.USER] == user, C.ITEM]]) == sorted(items)
-    assert older[C.USER].nunique() >= 5  # the check above saw older rows
-    with engine.connect() as conn:
-        empty, none = reader.histories_and_seen(conn, [], last_n=4)
-    assert empty.empty and none.empty
-
-
 def test_dialect_specific_query(event_engine):
     engine, _ = event_engine
     reader = SqlReader(engine, source())
