@@ -126,8 +126,7 @@ def test_ratings_and_times_are_read_as_the_database_holds_them(sqlite_url, stars
     users = list(range(12))
     with engine.connect() as conn:
         for read in (lambda r: r.histories(conn, users, last_n=5),
-                     lambda r: r.histories_and_seen(conn, users, last_n=5)[0],
-                     lambda r: r.histories_and_seen(conn, users, last_n=5)[1],
+                     lambda r: r.older_items(conn, r.histories(conn, users, 5), 5),
                      lambda r: r.history_queries(conn, users, last_n=5),
                      lambda r: pd.concat(list(r.interactions(conn)), ignore_index=True)):
             pd.testing.assert_frame_equal(read(typed), read(plain))
