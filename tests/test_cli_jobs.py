@@ -62,8 +62,13 @@ def test_an_id_whose_directory_was_trained_into_again_is_refused(filled_engine, 
     out = tmp_path / "m2"
     args = ["train", "--db", db_url, *TABLES, "--out", out, "--param", "max_epochs=1",
             "--param", "embedding_dim=4", "--param", "random_state=0"]
-    assert stdout_json(invoke(*args, "--param", "hidden=[8]"))["model_id"] == 1
-    assert stdout_json(invoke(*args, "--param", "hidden=[4]"))["model_id"] == 2
+    first = stdout_json(invoke(*args, "--param", "hidden=[8]"))
+    assert first["model_id"] == 1 and not any("replaced" in w for w in first["warnings"])
+    second = invoke(*args, "--param", "hidden=[4]")
+    assert stdout_json(second)["model_id"] == 2
+    told = f"{out} held model 1 of the registry, which this model replaced"
+    assert told in " ".join(second.output.split())  # on stderr as it trains
+    assert any(w.startswith(told) for w in stdout_json(second)["warnings"])
     for command in (["score"], ["recommend", "--user", 3]):
         result = invoke(*command, "--db", db_url, *TABLES, "--model", 1, ok=False)
         assert result.exit_code == 2, result.output

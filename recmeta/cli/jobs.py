@@ -107,6 +107,12 @@ def train(db_url, file, out, name, params, **source) -> None:
             warnings.showwarning(warning.message, warning.category, warning.filename,
                                  warning.lineno)
     model_id = training.register(engine, out, model, metrics, name)
+    older = training.registered_before(engine, out, model_id)
+    if older:
+        warn(f"{out} held model {', '.join(map(str, older))} of the registry, which this "
+             f"model replaced: score and recommend refuse that id from now on (use "
+             f"--model {model_id}). Train each model into a directory of its own to keep "
+             f"older ids usable.")
     print_json({"model_id": model_id, "artifact": str(Path(out).resolve()),
                 "metrics": metrics, **counts, "warnings": said})
 
