@@ -55,7 +55,7 @@ def frame_from_sql(reader: SqlReader) -> tuple[pd.DataFrame, np.ndarray, dict]:
         if table is not None:
             table[key] = align_ids(table[key], pd.Index(frame[key]))
             frame = frame.merge(last_per_key(table, key), on=key, how="left")
-    X, y, counts = _split_target(frame)
+    X, y, counts = _split_target(frame, reader.source.interactions.time)
     return X, y, {**dropped, **counts, "feature_tables": tables}
 
 
@@ -85,7 +85,7 @@ def frame_from_file(path, mapping: dict[str, str | None]) -> tuple[pd.DataFrame,
     else:
         given = frame[C.RATING].dropna()
         check_ratings(mapping["rating"], given.iloc[:1000].astype(object))
-    X, y, counts = _split_target(frame)
+    X, y, counts = _split_target(frame, mapping["time"])
     return X, y, {**dropped, **counts}
 
 
@@ -110,8 +110,10 @@ def _without_null_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return frame, counts
 
 
-def _split_target(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, dict]:
-    """Drop unusable ratings, order each user's rows by time, and split off ``y``."""
+def _split_target(frame: pd.DataFrame, time_name: str | None = None
+                  ) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Drop unusable ratings, order each user's rows by time, and split off ``y``;
+    ``time_name``: the time column as the mapping names it (for the messages)."""
     if frame.empty:
         raise DataError("There are no interactions to train on. Load some into the "
                         "interactions table (or file) first.")
@@ -124,11 +126,35 @@ def _split_target(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, dict]:
                         f"feedback (every row counts as a 1).")
     frame = frame.assign(**{C.RATING: rating}).loc[usable]
     if C.TIME in frame.columns:
+        _check_one_time_type(frame[C.TIME], time_name or C.TIME)
         frame = frame.sort_values([C.USER, C.TIME], kind="stable")
     frame = frame.reset_index(drop=True)
     y = frame.pop(C.RATING).to_numpy(np.float64)
     # NULL, NaN or not a number: the key's name is older than the reading, and kept
     return frame, y, {"rows_dropped_null_rating": int((~usable).sum())}
+
+
+def _check_one_time_type(when: pd.Series, name: str) -> None:
+    """Times of one kind, or a DataError in the command line's words: numbers and text (a
+    DATETIME column of Unix times and ISO text, say) cannot be put in order together, and
+    fit said so naming its own column ('timestamp') and its parameter (time_col=None)."""
+    def kind(value) -> str:
+        if isinstance(value, str):
+            return "text"
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            return "numbers"
+        return type(value).__name__
+
+    if not pd.api.types.is_object_dtype(when):  # one dtype: one kind
+        return
+    values = when.dropna()
+    kinds = values.map(kind)
+    if kinds.nunique() > 1:
+        first = values.groupby(kinds.to_numpy(), sort=True).first()
+        examples = " and ".join(f"{k} ({v!r})" for k, v in first.items())
+        raise DataError(f"The time column {name!r} holds {examples}, which cannot be put in "
+                        f"order together. Store one kind (numbers, or ISO 8601 text), or pass "
+                        f"--time-col '' to train without times.")
 
 
 def fit_and_save(X: pd.DataFrame, y: np.ndarray, params: dict, out

@@ -176,6 +176,31 @@ def test_train_says_so_when_every_rating_is_null(sqlite_url, sql_data, tmp_path)
     assert not (tmp_path / "m").exists()
 
 
+def test_train_names_the_mapped_time_column_when_its_kinds_are_mixed(sqlite_url, sql_data,
+                                                                     tmp_path):
+    """Unix times and ISO text in one column: train said fit's "Column 'timestamp'
+    (time_col) ... pass time_col=None", names the command line user never gave."""
+    engine = sa.create_engine(sqlite_url)
+    migrate.upgrade(engine)
+    rows = sql_data.interactions.head(60)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE ratings (uid INTEGER, sku INTEGER, stars REAL, "
+                             "rated_at DATETIME)")
+        conn.exec_driver_sql("INSERT INTO ratings VALUES (?, ?, ?, ?)", [
+            (int(u), int(i), float(r), int(t) if k % 2 else "2024-03-01 10:00:00")
+            for k, (u, i, r, t) in enumerate(rows[["user_id", "item_id", "rating",
+                                                   "timestamp"]].itertuples(index=False))])
+    engine.dispose()
+    result = invoke("train", "--db", sqlite_url, "--interactions", "ratings", "--user-col",
+                    "uid", "--item-col", "sku", "--rating-col", "stars", "--time-col",
+                    "rated_at", "--out", tmp_path / "m", ok=False)
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "The time column 'rated_at' holds numbers (" in said and "and text ('2024" in said
+    assert "--time-col ''" in said and "time_col" not in said.replace("--time-col", "")
+    assert not (tmp_path / "m").exists()
+
+
 def test_a_rating_that_is_not_a_number_is_dropped_and_said_to_be(sqlite_url, sql_data,
                                                                   sql_model_dir, tmp_path):
     """An 'n/a' in a REAL rating column is dropped and counted under null_rating (train:
