@@ -317,11 +317,12 @@ def members_engine(filled_engine, sql_data):
     users.loc[len(users)] = {"member_uuid": "new-fr", "gender": "F", "lang": "fr"}
     films = sql_data.items.assign(film_code="f" + sql_data.items["item_id"].astype(str),
                                   lang=["fr", "en", "en"] * 10)
-    with filled_engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE app_members (id INTEGER PRIMARY KEY, member_uuid "
-                             "TEXT, gender TEXT, lang TEXT)"))
-        conn.execute(sa.text("CREATE TABLE app_films (id INTEGER PRIMARY KEY, film_code TEXT, "
-                             "genres TEXT, lang TEXT)"))
+    meta = sa.MetaData()  # an autoincrementing id on SQLite and PostgreSQL alike
+    for table, key, other in (("app_members", "member_uuid", "gender"),
+                              ("app_films", "film_code", "genres")):
+        sa.Table(table, meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                 *(sa.Column(name, sa.Text) for name in (key, other, "lang")))
+    meta.create_all(filled_engine)
     users[["member_uuid", "gender", "lang"]].to_sql("app_members", filled_engine,
                                                     if_exists="append", index=False)
     films[["film_code", "genres", "lang"]].to_sql("app_films", filled_engine,

@@ -210,7 +210,7 @@ def test_bad_history_is_named_as_the_history(model):
         model.adapt(X, np.where(np.arange(len(y)) == 2, np.nan, y))
     # a row without a user id is left out, with a warning, not read as a user "nan"
     lost = X.assign(user_id=X.user_id.where(X.index != 1))
-    with pytest.warns(UserWarning, match=r"1 row\(s\) of history_X have no id.*row 1"):
+    with pytest.warns(UserWarning, match=r"1 row\(s\) of history_X have no id.*index 1"):
         adapted = model.adapt(lost, y)
     assert set(adapted.recommend(n=1).user_id) == set(X.user_id)
     np.testing.assert_allclose(
