@@ -33,6 +33,21 @@ def rows_of(engine, run_id) -> pd.DataFrame:
     return runs.read(engine, run_id)
 
 
+def fail_checkpoint(monkeypatch, at: int):
+    """``runs.advance`` fails at its ``at``-th call, as a lost connection would: that batch's
+    rows are inserted, its checkpoint is not. Returns the real one, to put back."""
+    real, calls = runs.advance, []
+
+    def flaky(conn, *args):
+        calls.append(1)
+        if len(calls) == at:
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("connection lost"))
+        return real(conn, *args)
+
+    monkeypatch.setattr(runs, "advance", flaky)
+    return real
+
+
 def test_writes_top_n_for_every_user(filled_engine, sql_model_dir, sql_data):
     summary = score(filled_engine, sql_model_dir)
     rows = rows_of(filled_engine, summary["run_id"])
@@ -84,15 +99,7 @@ def test_writing_a_batch_twice_changes_nothing(filled_engine, sql_model_dir):
 def test_failed_batch_rolls_back_and_resume_matches(filled_engine, sql_model_dir,
                                                     monkeypatch):
     clean = rows_of(filled_engine, score(filled_engine, sql_model_dir)["run_id"])
-    real, calls = runs.advance, []
-
-    def flaky(conn, *args):
-        calls.append(1)
-        if len(calls) == 3:  # the batch's rows are inserted; its checkpoint fails
-            raise sa.exc.OperationalError("UPDATE", {}, Exception("connection lost"))
-        return real(conn, *args)
-
-    monkeypatch.setattr(runs, "advance", flaky)
+    real = fail_checkpoint(monkeypatch, 3)
     job = NightlyJob.start(filled_engine, SOURCE, str(sql_model_dir), ScoreSettings(5, 7))
     with pytest.raises(JobFailed, match=f"--resume {job.run_id}") as failure:
         job.run(progress=False)
@@ -176,15 +183,7 @@ def test_a_rating_off_the_models_scale_is_dropped_and_counted(filled_engine, sql
 def test_rows_without_a_user_or_item_id_are_counted_and_kept_across_resume(
         null_id_engine, sql_model_dir, sql_data, monkeypatch):
     source = SqlSource(Interactions("events"), items=Entities("app_items", C.ITEM))
-    real, calls = runs.advance, []
-
-    def flaky(conn, *args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise sa.exc.OperationalError("UPDATE", {}, Exception("connection lost"))
-        return real(conn, *args)
-
-    monkeypatch.setattr(runs, "advance", flaky)
+    real = fail_checkpoint(monkeypatch, 2)
     job = NightlyJob.start(null_id_engine, source, str(sql_model_dir), ScoreSettings(5, 7))
     with pytest.raises(JobFailed) as failure:
         job.run(progress=False)
@@ -445,15 +444,7 @@ def test_the_readmes_query_reads_the_latest_finished_run(filled_engine, sql_mode
     query = readme.split("```sql\n", 1)[1].split("```", 1)[0]
     score(filled_engine, sql_model_dir)
     latest = score(filled_engine, sql_model_dir, n=3)
-    real, calls = runs.advance, []
-
-    def failing(conn, *args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise sa.exc.OperationalError("UPDATE", {}, Exception("connection lost"))
-        return real(conn, *args)
-
-    monkeypatch.setattr(runs, "advance", failing)
+    fail_checkpoint(monkeypatch, 2)
     job = NightlyJob.start(filled_engine, SOURCE, str(sql_model_dir), ScoreSettings(4, 7))
     with pytest.raises(JobFailed):
         job.run(progress=False)
