@@ -248,7 +248,8 @@ class Request:
         target = check_target(history_y, len(raw), "history_y", "history_X")
         self.model._check_scale(target, "history_y")
         kept, target = drop_rows_without_ids(raw, target, [self.schema.user_col,
-                                                           self.schema.item_col], "history_X")
+                                                           self.schema.item_col], "history_X",
+                                             fitting=False)
         frame = self.frame(history_X if kept is raw else kept, "history_X")
         frame, target = drop_duplicates(frame, target, self.schema)
         scaled = self.model._scale(target)

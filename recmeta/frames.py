@@ -86,7 +86,8 @@ def check_columns(frame: pd.DataFrame, columns: list, what: str = "X", hint: str
 
 
 def drop_rows_without_ids(frame: pd.DataFrame, target: np.ndarray, columns: list,
-                          what: str = "X") -> tuple[pd.DataFrame, np.ndarray]:
+                          what: str = "X", fitting: bool = True
+                          ) -> tuple[pd.DataFrame, np.ndarray]:
     """``frame`` and ``target`` without the rows that lack an id of ``columns`` (those of
     them that ``frame`` has): such rows would all read as one user or one item. They are
     left out with a warning; if no row is left, a clear error."""
@@ -95,7 +96,7 @@ def drop_rows_without_ids(frame: pd.DataFrame, target: np.ndarray, columns: list
         if column in frame.columns:
             missing |= frame[column].isna().to_numpy()
     if not missing.any():
-        return integer_ids(frame, columns, what), target
+        return integer_ids(frame, columns, what, fitting), target
     named = ", ".join(repr(c) for c in columns if c in frame.columns)
     if missing.all():
         raise DataError(f"Every row of {what} lacks an id ({named}): each interaction needs "
@@ -104,14 +105,15 @@ def drop_rows_without_ids(frame: pd.DataFrame, target: np.ndarray, columns: list
     warnings.warn(f"{int(missing.sum())} row(s) of {what} have no id in {named} (the first "
                   f"at index {first}): they are left out. Drop them or fill in their ids to "
                   f"silence this.", UserWarning, stacklevel=4)
-    return integer_ids(frame[~missing], columns, what), target[~missing]
+    return integer_ids(frame[~missing], columns, what, fitting), target[~missing]
 
 
-def integer_ids(frame: pd.DataFrame, columns: list, what: str = "X") -> pd.DataFrame:
+def integer_ids(frame: pd.DataFrame, columns: list, what: str = "X",
+                fitting: bool = True) -> pd.DataFrame:
     """``frame`` with its id ``columns`` of whole floats as integers (a copy if any is
     changed): pandas stores integer ids as floats once one is missing, and a CSV may hold
     them as 3.0; either way 3.0 means 3. Ids of numbers that are not whole (1.5) are warned
-    of here, before a whole fit that ``save`` then cannot write."""
+    of when ``fitting``, before a whole fit that ``save`` then cannot write."""
     changed = None
     for column in columns:
         if column not in frame.columns or not pd.api.types.is_float_dtype(frame[column]):
@@ -119,6 +121,8 @@ def integer_ids(frame: pd.DataFrame, columns: list, what: str = "X") -> pd.DataF
         values = frame[column]
         whole = (values == values.round()).to_numpy()
         if not whole.all():
+            if not fitting:
+                continue
             first = int(np.flatnonzero(~whole)[0])
             warnings.warn(
                 f"The id column {column!r} of {what} holds numbers that are not whole "

@@ -256,6 +256,10 @@ def test_float_ids_are_integers_when_whole_and_warned_of_before_fitting_when_not
     model = MetaRecommender(**{**FAST, "max_epochs": 1}).fit(X, data.y)
     assert model.users_.ids.dtype == "int64"
     model.save(tmp_path / "m")  # refused before: float ids
+    history = X[X.user_id == 3].assign(user_id=0.5)  # a new user's id: nothing to save
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.adapt(history, data.y[history.index])
     X.loc[X.index[7], "user_id"] = 1.5
     with pytest.warns(UserWarning, match=r"'user_id' of X holds numbers that are not whole "
                                          r"\(1.5 at index 7\).*save\(\) cannot write"):
