@@ -891,3 +891,18 @@ def test_score_warns_of_feature_table_keys_null_or_on_more_than_one_row(filled_e
         f"1 key(s) of the items table 'app_items' are on more than one row (item_id 5): one "
         f"row of each is used, {undefined}. Make 'item_id' unique there."]
     assert all(f"warning: {w}" in result.stderr for w in summary["warnings"])
+
+
+def test_score_warns_of_ratings_off_the_models_scale(filled_engine, db_url, sql_model_dir):
+    """A 50 among 1-to-5 ratings is dropped and counted (off_scale); the summary says so,
+    as it says of rows without an id."""
+    pd.DataFrame({"user_id": ["3", "4"], "item_id": ["1", "2"], "rating": [50.0, 0.0],
+                  "timestamp": [2e9, 2e9]}).to_sql("recmeta_interactions", filled_engine,
+                                                   if_exists="append", index=False)
+    result = invoke("score", "--db", db_url, "--model", sql_model_dir, "-n", 3)
+    summary = stdout_json(result)
+    assert summary["history_rows"]["dropped"]["off_scale"] == 2
+    said = ("2 history row(s) read from table 'recmeta_interactions' have a rating (column "
+            "'rating') off the scale the model was fitted on (1 to 5): they were dropped.")
+    assert any(w.startswith(said) for w in summary["warnings"])
+    assert f"warning: {said}" in " ".join(result.stderr.split())

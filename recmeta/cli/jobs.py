@@ -240,6 +240,15 @@ def _warned(job, summary: dict) -> dict:
         warnings.append(
             f"{dropped['null_item_id']} history row(s) read from table {where.table!r} have a "
             f"NULL item id (column {where.item!r}): they were dropped.")
+    if dropped.get("off_scale"):
+        span = getattr(job.model, "target_range_", None)
+        scale = ("0/1" if job.model.objective_ == "binary" else
+                 f"{span[0]:g} to {span[1]:g}" if span is not None else "its scale")
+        warnings.append(
+            f"{dropped['off_scale']} history row(s) read from table {where.table!r} have a "
+            f"rating (column {where.rating!r}) off the scale the model was fitted on "
+            f"({scale}): they were dropped. A rating column on another scale needs "
+            f"rescaling, or a model fitted on it.")
     unknown = summary.get("candidates", {}).get("dropped_unknown", 0)
     if unknown:
         table = (job.source.candidates or job.source.items).table
