@@ -330,7 +330,30 @@ class _EntityTable:
         # rows sharing a key (there should be none) in a stable order: a resumed run reads
         # the same, and the one used (the last) is the one with the greatest tie_break
         order = [self.key] if self.tie_break is None else [self.key, self.tie_break]
-        return _records(_stream(conn, query.order_by(*order)), names)
+        try:
+            return _records(_stream(conn, query.order_by(*order)), names)
+        except (TypeError, ValueError) as exc:  # a converter of a declared type, not SQL
+            raise self._unreadable(conn, exc) from None
+
+    def _unreadable(self, conn: sa.Connection, exc: Exception) -> DataError:
+        """The error for feature columns SQLAlchemy cannot convert by their declared type:
+        SQLite keeps any value in any column, and a DATETIME of Unix times raised "fromisoformat:
+        argument must be str" as a traceback. Features are read through those converters
+        (unlike ratings and times, read raw) because their values are the keys a model was
+        trained on; so the column is named, found by reading each one alone."""
+        bad = []
+        for name in [self.key.name, *self.features]:
+            column = self.table.c[name]
+            try:
+                conn.execute(sa.select(column)).all()
+            except (TypeError, ValueError):
+                bad.append(f"{name!r} (declared {column.type})")
+        which = ", ".join(bad) or "a column"
+        return DataError(
+            f"Table {self.table.name!r}: {which} holds values its declared type cannot be read "
+            f"as ({exc}), e.g. Unix times in a DATETIME column. Leave it out of the features "
+            f"(--user-features / --item-features name the ones to use), or store values of "
+            f"its declared type.")
 
     def null_keys(self, conn: sa.Connection) -> int:
         """How many rows have a NULL key (they describe no one, and are not read)."""

@@ -472,6 +472,33 @@ def test_train_score_and_recommend_read_the_values_sqlite_columns_hold(
     assert shown["counts"]["dropped_null_rating"] == 1 and shown["recommendations"]
 
 
+def test_a_feature_column_its_declared_type_cannot_read_is_named(sqlite_url, sql_data,
+                                                                   sql_model_dir, tmp_path):
+    """A users table's DATETIME column of Unix times: train printed SQLAlchemy's traceback
+    ("fromisoformat: argument must be str"), exit 1. Features are read by their declared
+    types (their values are a model's keys), so the column is named instead, exit 2."""
+    engine = sa.create_engine(sqlite_url)
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE members (uid INTEGER, gender TEXT, joined DATETIME)")
+        conn.exec_driver_sql("INSERT INTO members VALUES (?, ?, ?)", [
+            (int(u), g, 1_700_000_000 + k) for k, (u, g)
+            in enumerate(sql_data.users[["user_id", "gender"]].itertuples(index=False))])
+    sql_data.interactions.to_sql("recmeta_interactions", engine, if_exists="append",
+                                 index=False)
+    engine.dispose()
+    mapping = ["--db", sqlite_url, "--users", "members", "--user-key", "uid"]
+    said = ("Table 'members': 'joined' (declared DATETIME) holds values its declared type "
+            "cannot be read as (fromisoformat: argument must be str)")
+    result = invoke("train", *mapping, "--out", tmp_path / "m", ok=False)
+    assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "m").exists()
+    result = invoke("train", *mapping, "--user-features", "gender", "--out", tmp_path / "m",
+                    "--param", "max_epochs=1", "--param", "hidden=[8]", "--param",
+                    "embedding_dim=4")  # named without it, the table trains
+    assert stdout_json(result)["model_id"] == 1
+
+
 def test_score_warns_of_candidates_it_cannot_rank(filled_engine, db_url, sql_model_dir):
     """Unknown ids in a candidates table without item features were counted
     (candidates.dropped_unknown) but not said among the warnings."""
