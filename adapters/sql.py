@@ -455,7 +455,9 @@ def _reflect(engine: sa.Engine, name: str, schema: str | None, role: str) -> sa.
 def _column(table: sa.Table, name: str, role: str) -> sa.Column:
     if not isinstance(name, str) or name not in table.c:
         have = ", ".join(repr(c.name) for c in table.columns)
+        hint = (" Without one, pass --rating-col '' (rating=None in Python): every row then "
+                "counts as a 1, for a model of 0/1 feedback." if role == "rating" else "")
         raise SchemaError(
             f"Table {table.name!r} has no column {name!r} (the {role} column). Its columns "
-            f"are: {have}. Map the {role} to one of them.")
+            f"are: {have}. Map the {role} to one of them.{hint}")
     return table.c[name]

@@ -223,6 +223,10 @@ def test_missing_column_names_it_and_lists_columns(event_engine):
         SqlReader(engine, SqlSource(Interactions("events", "user", "sku", "stars", "ts")))
     with pytest.raises(SchemaError, match="no column 'genre'"):
         SqlReader(engine, source(items=Entities("events", "sku", ("genre",))))
+    # a table of 0/1 feedback has no rating column: the default 'rating' says how to map none
+    with pytest.raises(SchemaError, match=r"no column 'rating' \(the rating column\).*pass "
+                                          r"--rating-col '' \(rating=None in Python\)"):
+        SqlReader(engine, SqlSource(Interactions("events", "uid", "sku", "rating", "ts")))
 
 
 HOSTILE = ['events"; DROP TABLE victim; --', "events'; DELETE FROM victim; --",
