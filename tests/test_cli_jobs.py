@@ -703,6 +703,27 @@ def test_a_signal_as_the_run_is_created_marks_it_failed_or_leaves_none(
     pd.testing.assert_frame_equal(runs.read(filled_engine, 2), expected, check_exact=True)
 
 
+def test_a_run_another_process_works_on_prints_its_summary_and_exits_1(
+        filled_engine, db_url, sql_model_dir, monkeypatch):
+    """The second of two processes on one run (two --resume at once) exited 1 without the
+    JSON summary the README promises with exit 1; it prints the run as it stands."""
+    real, calls = runs.advance, []
+
+    def taken(conn, run_id, done, checkpoint):
+        calls.append(1)
+        if len(calls) == 2:  # the other process committed this batch first
+            raise runs.RunConflict(f"Run {run_id} moved past batch {done} in another "
+                                   f"process; this one stops.")
+        return real(conn, run_id, done, checkpoint)
+
+    monkeypatch.setattr(runs, "advance", taken)
+    result = invoke("score", "--db", db_url, "--model", sql_model_dir, "-n", 3,
+                    "--batch-size", 7, ok=False)
+    assert result.exit_code == 1 and "in another process" in result.output
+    summary = stdout_json(result)
+    assert summary["status"] == "running" and summary["users"]["seen"] == 7  # one batch
+
+
 def test_resume_takes_the_runs_own_options(filled_engine, db_url):
     result = invoke("score", "--db", db_url, "--resume", 1, "-n", 5, "--users", "u",
                     ok=False)

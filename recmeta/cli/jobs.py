@@ -185,7 +185,12 @@ def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, r
         except JobFailed as exc:
             print_json(_warned(job, exc.summary))
             raise JobError(str(exc)) from None
-        except RunConflict as exc:
+        except RunConflict as exc:  # the run goes on in the other process: as it stands
+            if job is not None:
+                from recmeta.adapters.summary import stored_summary
+
+                print_json({**stored_summary(engine, job.run_id, resumed=job.resumed),
+                            "warnings": []})
             raise JobError(str(exc)) from None
         except (KeyboardInterrupt, Terminated) as exc:
             summary = _stopped(engine, job, resume, exc)
