@@ -75,6 +75,18 @@ def get(conn: sa.Connection, model_id: int) -> ModelEntry:
     return ModelEntry(**row)
 
 
+def registered_before(engine: sa.Engine | None, artifact, model_id: int | None) -> list[int]:
+    """The ids the directory ``artifact`` was registered under before ``model_id`` was saved
+    into it: :func:`get_unchanged` refuses them from now on."""
+    if engine is None or model_id is None:
+        return []
+    with engine.connect() as conn:
+        return list(conn.execute(
+            sa.select(models.c.id).where(models.c.artifact == str(Path(artifact).resolve()),
+                                         models.c.id < model_id)
+            .order_by(models.c.id)).scalars())
+
+
 def get_unchanged(conn: sa.Connection, model_id: int) -> ModelEntry:
     """The registry row ``model_id``, refused with a DataError when its directory no longer
     holds the model registered under it (retrained into the same ``--out``, say): the row's

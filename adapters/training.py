@@ -32,7 +32,6 @@ from .batch import check_ratings
 from .ids import align_ids
 from .sql import SqlReader, last_per_key
 from .summary import feature_table_counts
-from .tables import models
 
 if TYPE_CHECKING:
     from recmeta import MetaRecommender
@@ -185,14 +184,3 @@ def register(engine: sa.Engine | None, out, model: MetaRecommender, metrics: dic
         return None
     return registry.register(engine, out, model.get_params(deep=False), metrics, name=name)
 
-
-def registered_before(engine: sa.Engine | None, out, model_id: int | None) -> list[int]:
-    """The registry ids that the directory ``out`` held before ``model_id`` was saved into it:
-    retraining into it makes them refused (:func:`registry.get_unchanged`)."""
-    if engine is None or model_id is None:
-        return []
-    with engine.connect() as conn:
-        return list(conn.execute(
-            sa.select(models.c.id).where(models.c.artifact == str(Path(out).resolve()),
-                                         models.c.id < model_id)
-            .order_by(models.c.id)).scalars())

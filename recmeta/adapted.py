@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -20,6 +18,7 @@ from .frames import (
     drop_rows_without_ids,
     id_type_hint,
     to_frame,
+    warn_if_none_known,
     with_row_items,
 )
 from .serving import adapt_and_score, adapt_users, score_rows, top_n
@@ -165,23 +164,15 @@ class Request:
         check_columns(frame, needed, what, hint="It needs the id and feature columns of fit.")
         new = ~frame[s.item_col].isin(self.items.ids)
         if new.all() and len(frame) and users != "none" and s.item_col != ROW_ITEM:
-            self._warn_of_id_type(frame[s.item_col], what)  # candidates may all be new
+            # every item new: a conversion the caller missed? (candidates may all be new)
+            warn_if_none_known(pd.Index(pd.unique(frame[s.item_col].to_numpy(dtype=object))),
+                               self.items.ids, f"item id(s) of {what}",
+                               "they are scored as new items, from their features alone",
+                               stacklevel=3)
         if new.any():
             self.items = self.items.extend(EntityTable.from_frame(
                 frame.loc[new], s.item_col, s.item_fields, self.model.feature_space_, "item"))
         return frame
-
-    def _warn_of_id_type(self, ids: pd.Series, what: str) -> None:
-        """Item ids none of which the model knows, of another type than its own (ints
-        against the model's strings, say): almost surely a conversion the caller missed, as
-        every item would be scored as a new one, from its features alone. Said, as
-        ``recommend`` says it of user ids (:meth:`MetaRecommender._warn_if_no_user_known`)."""
-        given = pd.Index(pd.unique(ids.to_numpy(dtype=object)))
-        hint = id_type_hint(given, self.items.ids)
-        if hint:
-            warnings.warn(f"None of the {len(given)} item id(s) of {what} is known to the "
-                          f"model, so they are scored as new items, from their features "
-                          f"alone.{hint}", UserWarning, stacklevel=4)
 
     def prepare(self, history_X, history_y, users, require_history: bool = True,
                 remembered: bool = True):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -17,7 +16,7 @@ from . import _params as P
 from ._fitting import FitSteps, resolve_device
 from .adaptation import META_LOSSES
 from .adapted import AdaptedUsers, Request
-from .frames import as_id_list, id_type_hint
+from .frames import as_id_list, warn_if_none_known
 from .meta import ADAPT, METHODS
 
 
@@ -396,11 +395,8 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         almost surely a conversion the caller missed, so say so. (Here, not in ``adapt``:
         the nightly job scores users without history through ``adapt`` and counts them.)"""
         given = pd.Index(pd.unique(np.asarray(list(users), dtype=object)))
-        hint = id_type_hint(given, self.users_.ids)
-        if hint and (self.users_.positions(given) < 0).all():
-            warnings.warn(f"None of the {len(given)} user id(s) is known to the model, so they "
-                          f"are served as users with no history.{hint}", UserWarning,
-                          stacklevel=3)
+        warn_if_none_known(given, self.users_.ids, "user id(s)",
+                           "they are served as users with no history", stacklevel=3)
 
     # ---------------------------------------------------------- persistence
     def save(self, path) -> None:

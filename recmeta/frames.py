@@ -158,6 +158,17 @@ def id_type_hint(given: pd.Index, known: pd.Index) -> str:
             f"are {known.inferred_type} (e.g. {example(known)}): convert them.")
 
 
+def warn_if_none_known(given: pd.Index, known: pd.Index, what: str, served: str,
+                       stacklevel: int) -> None:
+    """Ids none of which the model knows, of another type than its own (strings against
+    integer ids, say): almost surely a conversion the caller missed, so say so. ``what``
+    names the ids ("user id(s)"), ``served`` what becomes of them."""
+    hint = id_type_hint(given, known)
+    if hint and not given.isin(known).any():
+        warnings.warn(f"None of the {len(given)} {what} is known to the model, so {served}."
+                      f"{hint}", UserWarning, stacklevel=stacklevel + 1)
+
+
 def check_target(y, n_rows: int, what: str = "y", rows_of: str = "X") -> np.ndarray:
     """``y`` as a finite float vector of ``n_rows`` values (the rows of ``rows_of``), or a
     clear error."""

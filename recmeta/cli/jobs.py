@@ -61,7 +61,7 @@ def train(db_url, file, out, name, params, **source) -> None:
     than one row, of which the row `recmeta score` uses is used; and every warning (those,
     and fit's, such as duplicate rows), also written to stderr (warnings).
     """
-    from recmeta.adapters import training
+    from recmeta.adapters import registry, training
     from recmeta.adapters.migrate import require_head
     from recmeta.adapters.sql import SqlReader
 
@@ -107,7 +107,7 @@ def train(db_url, file, out, name, params, **source) -> None:
             warnings.showwarning(warning.message, warning.category, warning.filename,
                                  warning.lineno)
     model_id = training.register(engine, out, model, metrics, name)
-    older = training.registered_before(engine, out, model_id)
+    older = registry.registered_before(engine, out, model_id)
     if older:
         warn(f"{out} held model {', '.join(map(str, older))} of the registry, which this "
              f"model replaced: score and recommend refuse that id from now on (use "
