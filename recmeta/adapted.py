@@ -79,8 +79,9 @@ class AdaptedUsers:
         ----------
         n : int, default=10
         candidates : list of ids or DataFrame, default=None
-            Items to rank: all known items by default; ids of known items; or a frame
-            with ``item_col`` and the item-feature columns (new items allowed).
+            Items to rank: the items of ``fit`` by default (not new items that some
+            adapted user's history brought: pass those in a frame); ids of known items; or
+            a frame with ``item_col`` and the item-feature columns (new items allowed).
         exclude_seen : bool, default=True
             Never recommend an item from the user's history.
 
@@ -116,8 +117,8 @@ class AdaptedUsers:
         return out
 
     def _candidates(self, candidates) -> tuple[EntityTable, np.ndarray]:
-        if candidates is None:
-            return self._items, np.arange(len(self._items))
+        if candidates is None:  # the items of fit: not new items some history brought
+            return self._items, np.arange(len(self._model.items_))
         if isinstance(candidates, pd.DataFrame):
             request = Request(self._model, self._items)
             frame = request.frame(candidates, "candidates", users="none")

@@ -146,6 +146,23 @@ def test_adapt_and_recommend_for_new_users(model):
     assert any((u, i) in seen for u, i in zip(with_seen.user_id, with_seen.item_id, strict=True))
 
 
+def test_default_candidates_are_the_items_of_fit_whoever_is_adapted_beside(model, data):
+    """New items in one user's history are scored for it (features), but the default
+    candidates stay the items of fit: a user's list does not depend on the users adapted
+    beside it, as the nightly job's batches and the fast path rank the same catalogue."""
+    X, y = _new_users(n_users=2)
+    first, second = X.user_id.unique()
+    other = (X.user_id == second).to_numpy()
+    X = X.copy()
+    X.loc[other, "item_id"] = X.loc[other, "item_id"] + 1000  # items fit never saw
+    alone = model.adapt(X[~other], y[~other]).recommend(n=70)
+    together = model.adapt(X, y).recommend(n=70)
+    pd.testing.assert_frame_equal(together[together.user_id == first].reset_index(drop=True),
+                                  alone)
+    assert set(together.item_id) <= set(data.X.item_id)
+    assert len(alone) == data.X.item_id.nunique() - (~other).sum()  # every unseen known item
+
+
 def test_recommend_scores_agree_with_predict(model, data):
     recs = model.recommend(users=[3], n=4)
     rows = data.items.set_index("item_id").loc[recs.item_id].reset_index()
