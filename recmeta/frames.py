@@ -251,6 +251,12 @@ def resolve_schema(frame: pd.DataFrame, user_col, item_col, time_col, user_featu
                         f"features; each column describes one side.")
     schema = Schema(user_col, item_col, time_col, users, items)
     given = kinds or {}
+    stray = [k for k in given if k not in set(users) | set(items)]
+    if stray:
+        raise DataError(f"feature_kinds names {stray[0]!r}, which is not a feature column; the "
+                        f"features are {sorted(map(str, [*users, *items]))} (ids, the time "
+                        f"column and a column with a single value are not features). Fix the "
+                        f"key, or drop it.")
     for side, columns in (("user", users), ("item", items)):
         for column in columns:
             kind = given.get(column) or infer_kind(frame[column])

@@ -427,6 +427,15 @@ def test_bad_input_is_named(data, bad, match):
         MetaRecommender(**FAST).fit(X, y)
 
 
+def test_feature_kinds_apply_to_feature_columns_and_a_stray_key_is_named(data):
+    model = MetaRecommender(**{**FAST, "max_epochs": 1}, feature_kinds={"length": "cat"})
+    assert model.fit(data.X, data.y).schema_.kinds["length"] == ("item", "cat")
+    for stray in ("lenght", "user_id"):  # a typo is not silently ignored; nor is an id
+        with pytest.raises(DataError, match=rf"feature_kinds names '{stray}', which is not a "
+                                            rf"feature column; the features are \['age', "):
+            MetaRecommender(**FAST, feature_kinds={stray: "cat"}).fit(data.X, data.y)
+
+
 def test_binary_objective_names_values_other_than_0_and_1(data):
     with pytest.raises(DataError, match=r"objective='binary' needs y of 0 and 1.*also holds 2, "
                                         r"3, 4, 5\. Map it"):
