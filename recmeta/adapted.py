@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -259,6 +261,15 @@ class Request:
     def _users(self, users, history_X) -> EntityTable:
         s, model = self.schema, self.model
         if isinstance(users, pd.DataFrame):
+            check_columns(users, [s.user_col], "users", hint="It needs the user id column.")
+            absent = [c for c in s.user_fields if c not in users.columns]
+            if absent:  # a partial profile, as the fast path takes one (or a misspelt name)
+                warnings.warn(f"users has no column {', '.join(map(repr, absent))}: read as "
+                              f"unknown for every user. Its user features are "
+                              f"{', '.join(map(repr, s.user_fields))}; add a missing one "
+                              f"(None where unknown) to silence this.", UserWarning,
+                              stacklevel=5)
+                users = users.assign(**{c: None for c in absent})
             return EntityTable.from_frame(users, s.user_col, s.user_fields,
                                           model.feature_space_, "user")
         if users is None and history_X is not None:

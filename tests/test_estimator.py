@@ -108,6 +108,23 @@ def test_user_without_history_falls_back_to_initialisation_on_features(model):
     assert not np.allclose(cold, model.predict(other))
 
 
+def test_a_users_frame_without_some_feature_columns_reads_them_as_unknown(model):
+    """A new user's partial profile, as the fast path takes one: the absent features are
+    unknown, with a warning that names them (a misspelt column shows up there too)."""
+    partial = pd.DataFrame({"user_id": ["new"], "gender": ["F"]})
+    with pytest.warns(UserWarning, match=r"users has no column 'age', 'occupation': read as "
+                                         r"unknown.*features are 'gender', 'age', 'occupation'"
+                      ) as caught:
+        got = model.adapt(users=partial).recommend(n=5)
+    assert caught[0].filename == __file__
+    whole = partial.assign(age=None, occupation=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pd.testing.assert_frame_equal(got, model.adapt(users=whole).recommend(n=5))
+    with pytest.raises(DataError, match="users has no column 'user_id'"):
+        model.adapt(users=whole.drop(columns="user_id"))
+
+
 def test_no_item_of_a_history_longer_than_max_history_is_recommended(data):
     """Users adapt on their latest max_history rows, but every row of their history is
     theirs: the items of the older rows were recommended back to them (a trial on ML-100K
