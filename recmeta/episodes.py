@@ -57,6 +57,35 @@ class Batch:
     def to(self, device: torch.device | str) -> Batch:
         return Batch(*(t.to(device) for t in (self.users, self.items, self.target, self.mask)))
 
+    def rows(self, index: Tensor) -> Batch:
+        """The users at ``index``, their padding cut to the longest of them."""
+        mask = self.mask[index]
+        width = max(int(mask.sum(-1).max()) if len(index) else 0, 1)
+        return Batch(self.users[index], self.items[index, :width],
+                     self.target[index, :width], mask[:, :width])
+
+
+def length_groups(lengths: np.ndarray, overhead: float) -> list[np.ndarray]:
+    """Split a batch's users into groups of similar length, so that padding each group to
+    its own longest costs least: the groups minimise ``sum(len(group) * longest(group)) +
+    overhead * number of groups``, ``overhead`` being what one more group costs in padded
+    rows (its fixed per-call work). Exact, by dynamic programming over the sorted lengths.
+    Returns indices into ``lengths``, each group in ascending order of length."""
+    order = np.argsort(lengths, kind="stable")
+    ordered = np.asarray(lengths, dtype=np.float64)[order]
+    n = len(ordered)
+    best = np.full(n + 1, np.inf)
+    best[0], cut = 0.0, np.zeros(n + 1, dtype=np.int64)
+    for end in range(1, n + 1):  # the last group is ordered[start:end], padded to ordered[end-1]
+        costs = best[:end] + (end - np.arange(end)) * ordered[end - 1] + overhead
+        cut[end] = int(np.argmin(costs))
+        best[end] = costs[cut[end]]
+    groups, end = [], n
+    while end:
+        groups.append(order[cut[end]:end])
+        end = cut[end]
+    return groups[::-1]
+
 
 def pad(users: np.ndarray, items: list[np.ndarray], target: list[np.ndarray]) -> Batch:
     """Pad ragged per-user lists into a ``Batch`` (padding rows point at item 0, masked out)."""

@@ -21,10 +21,16 @@ import torch
 from tqdm.auto import tqdm
 
 from .adaptation import InnerLoop
-from .episodes import Batch, EpisodeSampler, Histories
+from .episodes import Batch, EpisodeSampler, Histories, length_groups
 from .meta import MetaLearner, Table
 
 logger = logging.getLogger("recmeta")
+
+# What one more group of users costs, in padded support rows, by device type (see
+# Trainer._groups): on the CPU a batch is worked through in groups of users of similar
+# support length (`python benchmarks/core.py --only training` measures it); on a GPU, whose
+# time goes to kernel launches more than to rows at these sizes, in one padded batch.
+GROUP_OVERHEAD = {"cpu": 100.0}
 
 
 @dataclass(frozen=True)
@@ -79,12 +85,35 @@ class Trainer:
         if self.pooled:
             loss = learner.pooled_loss(self.users, self.items, [support, query],
                                        self.settings.meta_loss or loop.objective)
-        else:
-            loss = self._query_loss(support, query, self.settings.init_weight)
-        loss.backward()
+            loss.backward()
+            total = float(loss.detach())
+        else:  # the batch's mean query loss, a group of users at a time (see _groups)
+            total = 0.0
+            for share, group_support, group_query in self._groups(support, query):
+                loss = self._query_loss(group_support, group_query, self.settings.init_weight)
+                (loss * share).backward()
+                total += float(loss.detach()) * share
         torch.nn.utils.clip_grad_norm_(learner.parameters(), self.settings.clip_norm)
         self.optimizer.step()
-        return float(loss.detach())
+        return total
+
+    def _groups(self, support: Batch, query: Batch):
+        """The batch as groups of users of similar support length, each group padded to its
+        own longest (:func:`~recmeta.episodes.length_groups`), with each group's share of
+        the batch's users. The query loss is a mean over users, so the groups' losses
+        weighted by their shares sum to the batch's, and so do their gradients (up to float
+        rounding): the same step, less padding. Training draws support sizes from 0 to the
+        longest history, so one padded batch spends about half of the inner loop's work on
+        padding rows, more when histories are short; a group costs fixed work of its own
+        (:data:`GROUP_OVERHEAD`)."""
+        n_users = len(support.users)
+        overhead = GROUP_OVERHEAD.get(support.mask.device.type)
+        if overhead is None or n_users < 2:
+            yield 1.0, support, query
+            return
+        for index in length_groups(support.mask.sum(-1).cpu().numpy(), overhead):
+            index = torch.as_tensor(index, device=support.users.device)
+            yield len(index) / n_users, support.rows(index), query.rows(index)
 
     def _query_loss(self, support: Batch, query: Batch, init_weight: float = 0.0):
         """The meta-objective of one batch: the query loss after adapting (see
@@ -99,10 +128,10 @@ class Trainer:
         self.learner.eval()
         try:
             with torch.no_grad():
-                loss = self._query_loss(support, query)
+                return sum(float(self._query_loss(s, q)) * share
+                           for share, s, q in self._groups(support, query))
         finally:
             self.learner.train()
-        return float(loss)
 
     def validation_loss(self, episodes: list) -> float:
         """The mean query loss per validation user: each episode's loss (a mean over its

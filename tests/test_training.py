@@ -2,6 +2,7 @@
 the early-stopping loss as a mean over validation users."""
 
 import numpy as np
+import pytest
 import torch
 
 from recmeta.adaptation import InnerLoop
@@ -102,3 +103,64 @@ def test_the_initialisation_term_trains_but_validation_leaves_it_out():
     np.testing.assert_allclose(seen[0.0][0], adapted, rtol=1e-6)
     np.testing.assert_allclose(seen[0.0][1], adapted, rtol=1e-6)
     np.testing.assert_allclose(seen[2.0][1], adapted + 2.0 * initial, rtol=1e-5)
+
+
+def test_length_groups_are_the_cheapest_split_of_the_sorted_lengths():
+    """Against every way of cutting the sorted lengths into contiguous groups."""
+    from itertools import combinations
+
+    from recmeta.episodes import length_groups
+
+    rng = np.random.default_rng(0)
+    for overhead in (0.0, 3.0, 40.0):
+        for _ in range(20):
+            lengths = rng.integers(0, 30, size=int(rng.integers(1, 9)))
+            groups = length_groups(lengths, overhead)
+            assert sorted(np.concatenate(groups).tolist()) == list(range(len(lengths)))
+
+            def cost(parts, overhead=overhead):
+                return sum(len(p) * max(p) + overhead for p in parts)
+
+            ordered = np.sort(lengths).tolist()
+            n = len(ordered)
+            cheapest = min(
+                cost([ordered[a:b] for a, b in zip((0, *cuts), (*cuts, n), strict=True)])
+                for k in range(n) for cuts in combinations(range(1, n), k))
+            assert cost([lengths[g].tolist() for g in groups]) == cheapest
+
+
+@pytest.mark.parametrize("method,extra", [("metasgd", {}), ("fomaml", {}),
+                                          ("maml", {"init_weight": 0.5, "rank_weight": 0.5})])
+def test_a_step_in_groups_of_similar_support_length_is_the_padded_batchs_step(
+        method, extra, monkeypatch):
+    """Working a batch through in groups (less padding) gives its loss and its gradients,
+    up to float rounding, as one padded batch does."""
+    import copy
+
+    from recmeta import MetaRecommender, make_synthetic
+    from recmeta import training as T
+
+    data = make_synthetic(n_users=80, n_items=50, ratings_per_user=(5, 40), random_state=0)
+    model = MetaRecommender(max_epochs=1, random_state=0, verbose=0, device="cpu",
+                            method=method, id_dropout=0.0, embedding_dim=8, hidden=(16, 16)
+                            ).fit(data.X, data.y)
+    settings = TrainSettings(model._loop("squared"), method, "huber", clip_norm=1e9,
+                             **{"rank_weight": 0.0, "init_weight": 0.0, **extra})
+    sampler = EpisodeSampler(max_support=40, query_size=5)
+    support, query = sampler.sample(model.histories_, np.arange(64), np.random.default_rng(3))
+    found = {}
+    for name, overhead in (("one batch", None), ("groups", 10.0)):
+        monkeypatch.setattr(T, "GROUP_OVERHEAD", {} if overhead is None else {"cpu": overhead})
+        learner = copy.deepcopy(model.learner_).train()
+        trainer = Trainer(learner, model.users_.tensors("cpu"), model.items_.tensors("cpu"),
+                          model.histories_, sampler, settings, torch.device("cpu"))
+        trainer.optimizer.step = lambda: None  # keep the gradients to compare
+        groups = len(list(trainer._groups(support, query)))
+        loss = trainer.train_step(support, query)
+        found[name] = (groups, loss, [p.grad.clone() for p in learner.parameters()
+                                      if p.grad is not None])
+    assert found["one batch"][0] == 1 and found["groups"][0] >= 3
+    np.testing.assert_allclose(found["groups"][1], found["one batch"][1], rtol=1e-5)
+    assert len(found["groups"][2]) == len(found["one batch"][2]) > 0
+    for grouped, whole in zip(found["groups"][2], found["one batch"][2], strict=True):
+        torch.testing.assert_close(grouped, whole, rtol=1e-4, atol=1e-6)
