@@ -352,10 +352,6 @@ class FitSteps:
             user_table[FOLD_KEY] = torch.as_tensor(folds, device=device)
         trainer = Trainer(learner, user_table, items.tensors(device),
                           histories, sampler, settings, device)
-        if self.verbose >= 2:
-            import logging
-
-            logging.getLogger("recmeta").setLevel(logging.INFO)
         return trainer.fit(train, validation, rng)
 
 

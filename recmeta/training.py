@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -31,6 +33,39 @@ logger = logging.getLogger("recmeta")
 # support length (`python benchmarks/core.py --only training` measures it); on a GPU, whose
 # time goes to kernel launches more than to rows at these sizes, in one padded batch.
 GROUP_OVERHEAD = {"cpu": 100.0}
+
+
+class _BarSafeHandler(logging.Handler):
+    """Writes records to stderr above the progress bar (tqdm.write), not through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+@contextmanager
+def epoch_log(on: bool):
+    """``verbose=2``: the outer loop's line per epoch reaches the user. The "recmeta" logger
+    is set to INFO for the fit; an app that configured logging gets the records through its
+    own handlers, else a handler of the fit's own writes them to stderr. Both are put back
+    as they were after the fit."""
+    if not on:
+        yield
+        return
+    level = logger.level
+    handler = None if logger.hasHandlers() else _BarSafeHandler()
+    logger.setLevel(logging.INFO)
+    if handler is not None:
+        handler.setFormatter(logging.Formatter("recmeta: %(message)s"))
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if handler is not None:
+            logger.removeHandler(handler)
 
 
 @dataclass(frozen=True)
@@ -141,6 +176,11 @@ class Trainer:
 
     def fit(self, train_users: np.ndarray, validation_users: np.ndarray,
             rng: np.random.Generator) -> TrainResult:
+        with epoch_log(self.settings.verbose >= 2):
+            return self._fit(train_users, validation_users, rng)
+
+    def _fit(self, train_users: np.ndarray, validation_users: np.ndarray,
+             rng: np.random.Generator) -> TrainResult:
         settings, result = self.settings, TrainResult()
         self.generator.manual_seed(int(rng.integers(2**62)))
         self.learner.generator = self.generator

@@ -164,3 +164,28 @@ def test_a_step_in_groups_of_similar_support_length_is_the_padded_batchs_step(
     assert len(found["groups"][2]) == len(found["one batch"][2]) > 0
     for grouped, whole in zip(found["groups"][2], found["one batch"][2], strict=True):
         torch.testing.assert_close(grouped, whole, rtol=1e-4, atol=1e-6)
+
+
+def test_verbose_2_writes_a_line_per_epoch_and_leaves_logging_as_it_was(capsys, caplog,
+                                                                         monkeypatch):
+    """With no handler configured (here: the "recmeta" logger not propagating to pytest's),
+    the fit writes its epochs to stderr itself; an app's own logging gets the records."""
+    import logging
+
+    from recmeta import MetaRecommender, make_synthetic
+
+    data = make_synthetic(n_users=60, n_items=30, random_state=0)
+    log = logging.getLogger("recmeta")
+    level, handlers = log.level, list(log.handlers)
+    monkeypatch.setattr(log, "propagate", False)
+    model = MetaRecommender(max_epochs=2, patience=5, random_state=0, verbose=2).fit(data.X,
+                                                                                     data.y)
+    lines = [x for x in capsys.readouterr().err.splitlines() if "validation loss" in x]
+    assert len(lines) == model.n_epochs_ == 2
+    assert lines[0].startswith("recmeta: epoch 1: train loss")
+    assert log.level == level and log.handlers == handlers
+    monkeypatch.setattr(log, "propagate", True)
+    MetaRecommender(max_epochs=2, patience=5, random_state=0, verbose=2).fit(data.X, data.y)
+    assert sum("validation loss" in r.getMessage() for r in caplog.records) == 2
+    assert "validation loss" not in capsys.readouterr().err
+    assert log.level == level and log.handlers == handlers
