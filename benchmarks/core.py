@@ -8,7 +8,8 @@
    same update (same gradients, checked), and the generic ``vmap(grad)`` inner loop beside
    the hand-written one the default scorer runs.
 4. Meta-training steps on support sets of the sizes ``fit`` draws (``--only groups``): in
-   groups of users of similar support length (the CPU's default) vs one padded batch.
+   groups of users of similar support length (the CPU's default) vs one padded batch; and
+   serving's chunks of users of similar history length vs chunks in the users' order.
 5. Scoring (``--only scoring``): ``recommend`` over a 3,706-item catalogue for 1,000 users,
    with and without item factors and the ALS blend, timed in turn.
 6. Quality on synthetic data, new users with 5 and 20 history items: MAE and RMSE on 10
@@ -343,6 +344,32 @@ def bench_groups(n_batches: int, rows: list, repeats: int = 3) -> None:
                   f"{diff:.1e}")]
 
 
+def bench_serving_order(n_users: int, rows: list, repeats: int = 3) -> None:
+    """Adapting users whose histories run from 1 to 100 items, in chunks of users of similar
+    length (the default) against chunks in the users' own order, interleaved."""
+    rng, learner, users, items = melu_world(n_users, 3000, seed=3)
+    supports = [(rng.choice(3000, k, replace=False), rng.normal(size=k).astype(np.float32))
+                for k in rng.integers(1, 101, size=n_users)]
+    ids = np.arange(n_users)
+    own = lambda rows_: np.arange(len(rows_))  # noqa: E731
+    sides = {"in the users' order": own, "by length": serving.by_length}
+    times: dict = {name: [] for name in sides}
+    out: dict = {}
+    for _ in range(repeats):
+        for name, order in sides.items():
+            with patch.object(serving, "by_length", order):
+                t0 = time.perf_counter()
+                out[name] = serving.adapt_users(learner, users, items, ids, supports, LOOP)
+                times[name].append(time.perf_counter() - t0)
+    diff = max(float((out["by length"][k] - out["in the users' order"][k]).abs().max())
+               for k in out["by length"])
+    mixed, ordered = (float(np.median(times[k])) for k in sides)
+    rows += [(f"adapt {n_users:,} users, histories of 1 to 100 items: chunks in the users' "
+              f"order", f"{mixed:.2f} s", f"median of {repeats}"),
+             ("  the same, chunks of users of similar length (the default)",
+              f"{ordered:.2f} s", f"{mixed / ordered:.2f}x; max diff {diff:.1e}")]
+
+
 # ------------------------------------------------------- the CPU and a GPU side by side
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -664,7 +691,8 @@ def main() -> None:
             "adaptation": lambda: bench_adaptation(128 if quick else 2048, rows),
             "latency": lambda: bench_latency(rows, 30 if quick else 500),
             "training": lambda: bench_training(1 if quick else 4, rows),
-            "groups": lambda: bench_groups(2 if quick else 8, rows),
+            "groups": lambda: (bench_groups(2 if quick else 8, rows),
+                               bench_serving_order(256 if quick else 2048, rows)),
             "scoring": lambda: bench_scoring(rows, 100 if quick else 1000, 500 if quick else 3706),
             "quality": lambda: bench_quality(200 if quick else 2500, 2 if quick else 30, rows),
         }

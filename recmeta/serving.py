@@ -47,18 +47,27 @@ def adapt_users(learner: MetaLearner, users: Table, items: Table, user_rows: np.
     device = next(learner.parameters()).device
     longest = max((len(i) for i, _ in supports), default=0)
     step = chunk_size(learner, longest)
+    order = by_length([i for i, _ in supports])
     parts: list[Params] = []
     for start in range(0, len(user_rows), step):
-        chunk = slice(start, start + step)
-        batch = pad(user_rows[chunk], [i for i, _ in supports[chunk]],
-                    [t for _, t in supports[chunk]]).to(device)
+        chunk = order[start : start + step]
+        batch = pad(user_rows[chunk], [supports[k][0] for k in chunk],
+                    [supports[k][1] for k in chunk]).to(device)
         with torch.no_grad():
             fast = learner.adapt(users, items, batch, loop)
         parts.append({name: p.detach().cpu() for name, p in fast.items()})
     if not parts:
         return {name: p.detach().cpu().unsqueeze(0)[:0] for name, p in
                 learner.adapted.named_parameters()}
-    return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+    back = torch.as_tensor(np.argsort(order))  # the users' own order again
+    return {name: torch.cat([part[name] for part in parts])[back] for name in parts[0]}
+
+
+def by_length(rows: list[np.ndarray]) -> np.ndarray:
+    """The order that chunks users of similar support length together, so each chunk pads
+    to a length near its own users' (support sizes vary, from a few rows to max_history):
+    each user's result is the same in any chunk, up to float rounding."""
+    return np.argsort(np.fromiter((len(r) for r in rows), np.int64, len(rows)), kind="stable")
 
 
 def adapt_and_score(learner: MetaLearner, users: Table, items: Table, user_rows: np.ndarray,
@@ -70,18 +79,20 @@ def adapt_and_score(learner: MetaLearner, users: Table, items: Table, user_rows:
     device = next(learner.parameters()).device
     longest = max((len(x) for x in (*[i for i, _ in supports], *item_lists)), default=0)
     step = chunk_size(learner, longest)
-    out: list[np.ndarray] = []
+    order = by_length([i for i, _ in supports])
+    out: list = [None] * len(user_rows)
     for start in range(0, len(user_rows), step):
-        chunk = slice(start, start + step)
-        support = pad(user_rows[chunk], [i for i, _ in supports[chunk]],
-                      [t for _, t in supports[chunk]]).to(device)
-        lists = item_lists[chunk]
+        chunk = order[start : start + step]
+        support = pad(user_rows[chunk], [supports[k][0] for k in chunk],
+                      [supports[k][1] for k in chunk]).to(device)
+        lists = [item_lists[k] for k in chunk]
         query = pad(user_rows[chunk], lists, [np.zeros(len(i), np.float32) for i in lists])
         query = query.to(device)
         with torch.no_grad():
             fast = learner.adapt(users, items, support, loop)
             scores = learner.score(users, items, fast, query.users, query.items).cpu().numpy()
-        out.extend(scores[k, : len(i)] for k, i in enumerate(lists))
+        for row, k in enumerate(chunk):
+            out[k] = scores[row, : len(item_lists[k])]
     return out
 
 
