@@ -3,12 +3,18 @@
 Applications store ids as integers in one table and as text in another (recmeta's own
 tables hold text); a model remembers the ids it was fitted on with their type. These
 helpers convert one side to the other's type wherever the value is the same id.
+
+Ids of other types (a PostgreSQL ``UUID`` column reads as ``uuid.UUID``, a ``NUMERIC``
+one as ``decimal.Decimal``) are read as text (:func:`plain_id`): a model can be saved with
+them, and a model trained on the same ids through a text view knows them.
 """
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -54,3 +60,42 @@ def for_column(values: Iterable, column: sa.ColumnElement) -> list:
         except (TypeError, ValueError):
             continue
     return out
+
+
+def plain_id(value):
+    """An id as recmeta keeps it: an int or a str. Integers and text are kept; ``None``
+    stays None (no id); a UUID is its text (``str(uuid)``, lowercase and hyphenated, as
+    PostgreSQL's ``uuid::text`` writes it); a number of another type is its plain text,
+    whole numbers without decimals (``Decimal('42.00')`` and ``42.0`` are ``"42"``); bytes
+    are their hex digits; anything else is its ``str``.
+
+    Examples
+    --------
+    >>> import uuid
+    >>> plain_id(uuid.UUID(int=1))
+    '00000000-0000-0000-0000-000000000001'
+    >>> plain_id(decimal.Decimal("42.00")), plain_id(decimal.Decimal("0.50")), plain_id(7)
+    ('42', '0.5', 7)
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating | decimal.Decimal):
+        if value != value:  # NaN: no id, as NULL is
+            return None
+        number = decimal.Decimal(str(value)) if not isinstance(value, decimal.Decimal) else value
+        if number == number.to_integral_value():
+            return str(int(number))
+        return format(number.normalize(), "f")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+def plain_ids(values: pd.Series) -> pd.Series:
+    """``values`` with every id :func:`plain_id`: unchanged (the same object) when all are
+    already ints or text, as they are but for UUID, NUMERIC and the like."""
+    if values.dtype != object or all(v is None or isinstance(v, int | str) for v in values):
+        return values
+    return values.map(plain_id).astype(object)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from . import registry
 from .batch import BatchScorer, Counts, check_feedback
-from .ids import for_column
+from .ids import for_column, plain_id
 from .sql import SqlReader, SqlSource
 
 if TYPE_CHECKING:
@@ -57,7 +57,9 @@ def recommend_one(engine: sa.Engine, source: SqlSource, model: str, user: str, n
         candidates = reader.features(conn, "candidates")
     scorer = BatchScorer(fitted, n, exclude_seen, False, items,
                          candidates if candidates is not None else items)
-    recs, counts = scorer.score(matched or [user], rows, user_table, older)
+    # as the job's batches hold them (a UUID as its text): the history's ids are read so
+    recs, counts = scorer.score([plain_id(u) for u in matched] or [user], rows, user_table,
+                                older)
     described = user_table is not None and len(user_table) > 0
     nowhere = counts.users_new and not counts.rows_read and not described
     return {"user": user, "explanation": explain(counts, scorer.n_candidates(), nowhere,

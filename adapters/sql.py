@@ -20,6 +20,10 @@ What is read, and how
 - Ratings and times are read as the database stores them, whatever their column's declared
   type (Unix times in a SQLite DATETIME column, ISO text in a NUMERIC one): ratings that
   are not numbers read as NaN, and times are put in order by the database itself.
+- Ids are read as ints or text: a ``UUID`` id column (``uuid.UUID`` from the driver), a
+  ``NUMERIC`` one (``decimal.Decimal``) and the like are read as their text
+  (:func:`~.ids.plain_id`), alike by ``train``, ``score`` and ``recommend``; queries
+  compare them in the column's own type.
 
 Every frame returned uses recmeta's column names (:mod:`recmeta.columns`): ``user_id``,
 ``item_id``, ``rating``, ``timestamp`` and the feature columns under their own names.
@@ -51,7 +55,7 @@ from sqlalchemy.dialects import postgresql
 from recmeta import columns as C
 from recmeta.exceptions import DataError
 
-from .ids import for_column
+from .ids import for_column, plain_id, plain_ids
 from .source import Entities, Interactions, SqlSource  # defined there, imported from here
 
 STREAM_ROWS = 20_000  # rows per fetch when streaming a result
@@ -135,12 +139,15 @@ class SqlReader:
         return int(conn.execute(query).scalar_one())
 
     def next_users(self, conn: sa.Connection, after, size: int) -> list:
-        """The next ``size`` user ids in id order after ``after`` (None: from the first)."""
+        """The next ``size`` user ids in id order after ``after`` (None: from the first),
+        as :func:`~.ids.plain_id` gives them (a UUID as its text); ``after`` is compared
+        in the column's own type, so its order is the column's."""
         key = self._user_ids()
         query = sa.select(key).where(key.is_not(None)).distinct().order_by(key).limit(size)
         if after is not None:
+            after = (for_column([after], key) or [after])[0]
             query = query.where(key > sa.bindparam("after", after, type_=key.type))
-        return list(conn.execute(query).scalars())
+        return [plain_id(user) for user in conn.execute(query).scalars()]
 
     def user_batches(self, conn: sa.Connection, size: int, after=None) -> Iterator[list]:
         """Every user id, ``size`` at a time, in id order after ``after``."""
@@ -157,7 +164,8 @@ class SqlReader:
         DataFrame with columns user_id, item_id, rating, timestamp
             Sorted by user, then oldest first. ``rating`` is 1.0 for implicit feedback and
             NaN where the database holds NULL; ``timestamp`` is absent without a time column.
-            User ids come back in the type of the interactions' user column.
+            User and item ids come back as their columns hold them, ints and text; ids of
+            other types (UUID, NUMERIC) as text (:func:`~.ids.plain_id`).
         """
         users = for_column(users, self.user)  # ids from a users table may be typed otherwise
         if not users:
@@ -181,7 +189,7 @@ class SqlReader:
         ids = sa.bindparam("users", users, expanding=True, type_=self.user.type)
         query = (sa.select(t.c[self.user.name].label(C.USER), t.c[self.item.name].label(C.ITEM))
                  .where(t.c[self.user.name].in_(ids), t.c[self.item.name].is_not(None)))
-        return _records(_stream(conn, query), [C.USER, C.ITEM])
+        return _plain(_records(_stream(conn, query), [C.USER, C.ITEM]), [C.USER, C.ITEM])
 
     def _selected(self, source) -> list:
         """The history columns of ``source`` (a table or subquery), labelled recmeta's way;
@@ -233,7 +241,7 @@ class SqlReader:
         return [C.USER, C.ITEM, C.RATING, *([C.TIME] if self.time is not None else [])]
 
     def _frame(self, rows) -> pd.DataFrame:
-        frame = _records(rows, self._names())
+        frame = _plain(_records(rows, self._names()), [C.USER, C.ITEM])
         frame[C.RATING] = pd.to_numeric(frame[C.RATING], errors="coerce").astype("float64")
         return frame
 
@@ -331,7 +339,7 @@ class _EntityTable:
         # the same, and the one used (the last) is the one with the greatest tie_break
         order = [self.key] if self.tie_break is None else [self.key, self.tie_break]
         try:
-            return _records(_stream(conn, query.order_by(*order)), names)
+            return _plain(_records(_stream(conn, query.order_by(*order)), names), [key_name])
         except (TypeError, ValueError) as exc:  # a converter of a declared type, not SQL
             raise self._unreadable(conn, exc) from None
 
@@ -367,7 +375,7 @@ class _EntityTable:
         query = (sa.select(shared.c.key, sa.func.count().over())
                  .order_by(shared.c.key).limit(first))
         rows = conn.execute(query).all()
-        return (int(rows[0][1]) if rows else 0), [row[0] for row in rows]
+        return (int(rows[0][1]) if rows else 0), [plain_id(row[0]) for row in rows]
 
 
 RECMETA_COLUMNS = (C.USER, C.ITEM, C.RATING, C.TIME)
@@ -422,6 +430,15 @@ def _raw(column: sa.ColumnElement) -> sa.ColumnElement:
     the column's own; PostgreSQL's driver returns numbers and datetimes itself.
     """
     return sa.type_coerce(column, sa.types.NullType())
+
+
+def _plain(frame: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    """``frame`` with its id columns ``ids`` as :func:`~.ids.plain_id` gives them: ints
+    and text as read, a UUID or a NUMERIC's Decimal as text, so training can save a model
+    of them and scoring matches them to a model trained on them (or on their text)."""
+    for name in ids:
+        frame[name] = plain_ids(frame[name])
+    return frame
 
 
 def _records(rows, columns: list[str]) -> pd.DataFrame:

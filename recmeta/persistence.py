@@ -38,9 +38,12 @@ META, WEIGHTS, DATA = "model.json", "weights.safetensors", "data.safetensors"
 
 
 def save(model, path) -> None:
-    """Write ``model`` (fitted) to the directory ``path``, creating it if needed."""
+    """Write ``model`` (fitted) to the directory ``path``, creating it if needed.
+
+    Everything that can be refused (ids of other types than int and str, a description
+    that is not JSON) is checked before the first file is written: a refused save leaves
+    ``path`` as it was, not tensor files without their ``model.json``."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.learner_.state_dict().items()}
     data = {f"users/{k}": v for k, v in model.users_.encoded.items()}
     data.update({f"items/{k}": v for k, v in model.items_.encoded.items()})
@@ -48,9 +51,19 @@ def save(model, path) -> None:
     data.update({"histories/indptr": h.indptr, "histories/items": h.items,
                  "histories/target": h.target})
     data = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()}
-    digests = {WEIGHTS: _write(save_file, weights, path / WEIGHTS),
-               DATA: _write(save_file, data, path / DATA)}
-    meta = {
+    meta = _meta(model)
+    json.dumps(meta)  # raises now, before anything is written, if it cannot be written
+    path.mkdir(parents=True, exist_ok=True)
+    meta["sha256"] = {WEIGHTS: _write(save_file, weights, path / WEIGHTS),
+                      DATA: _write(save_file, data, path / DATA)}
+    tmp = path / (META + ".tmp")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, path / META)
+
+
+def _meta(model) -> dict:
+    """The contents of ``model.json`` but the tensor files' checksums."""
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "recmeta_version": _version(),
@@ -70,11 +83,7 @@ def save(model, path) -> None:
                    "blend_losses": model.blend_losses_},
         "user_ids": _ids(model.users_.ids),
         "item_ids": _ids(model.items_.ids),
-        "sha256": digests,
     }
-    tmp = path / (META + ".tmp")
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, path / META)
 
 
 def load(cls, path, device: str = "auto"):

@@ -472,6 +472,63 @@ def test_train_score_and_recommend_read_the_values_sqlite_columns_hold(
     assert shown["counts"]["dropped_null_rating"] == 1 and shown["recommendations"]
 
 
+def test_ids_of_a_uuid_or_numeric_column_are_read_as_text(engine, db_url, sql_data,
+                                                          tmp_path):
+    """A PostgreSQL UUID user id column (a NUMERIC one on SQLite, read as Decimal): train
+    ran the whole fit, then exited 2 with save()'s "Only int or str user and item ids can
+    be saved; convert the id columns with .astype(str)", no JSON, and --out half-written;
+    and score counted every user of a model trained on the same ids through a text view
+    as new (UUID objects never equal the model's strings). Ids of such columns are read as
+    their text by train, score and recommend alike, and written so to
+    recmeta_recommendations, where the app joins them on its column's text."""
+    import uuid
+
+    postgres = engine.dialect.name == "postgresql"
+    kind, as_text = ("UUID", "CAST(uid AS TEXT)") if postgres else ("NUMERIC", "uid")
+    migrate.upgrade(engine)
+    uid = ((lambda u: str(uuid.uuid5(uuid.NAMESPACE_OID, str(u)))) if postgres
+           else (lambda u: int(u)))
+    rows = [(uid(u), int(i), float(r), int(t)) for u, i, r, t in sql_data.interactions[
+        ["user_id", "item_id", "rating", "timestamp"]].itertuples(index=False)]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE ev (uid {kind}, sku INTEGER, stars FLOAT, "
+                             f"ts BIGINT)")
+        conn.execute(sa.text("INSERT INTO ev VALUES (:u, :i, :r, :t)"),
+                     [dict(zip("uirt", row, strict=True)) for row in rows])
+        conn.exec_driver_sql(f"CREATE VIEW ev_txt AS SELECT {as_text} AS uid, sku, stars, ts "
+                             f"FROM ev")
+    texts = {str(uid(u)) for u in sql_data.interactions["user_id"]}
+    small = ["--param", "max_epochs=1", "--param", "hidden=[8]", "--param", "embedding_dim=4"]
+    mapping = ["--user-col", "uid", "--item-col", "sku", "--rating-col", "stars",
+               "--time-col", "ts"]
+    trained = stdout_json(invoke("train", "--db", db_url, "--interactions", "ev", *mapping,
+                                 "--out", tmp_path / "m", *small))
+    assert trained["metrics"]["n_users"] == 40
+    assert set(MetaRecommender.load(tmp_path / "m").users_.ids) == texts
+    invoke("train", "--db", db_url, "--interactions", "ev_txt", *mapping, "--out",
+           tmp_path / "t", *small)
+    for model in ("m", "t"):  # trained on the column, or on its text through a view
+        summary = stdout_json(invoke("score", "--db", db_url, "--interactions", "ev",
+                                     *mapping, "--model", tmp_path / model, "-n", 3,
+                                     "--batch-size", 7))
+        assert summary["users"]["scored"] == 40 and summary["users"]["new"] == 0, model
+        written = runs.read(engine, summary["run_id"])
+        assert set(written["user_id"]) == texts
+        with engine.connect() as conn:  # the app's join, on the column's text
+            joined = conn.execute(sa.text(
+                f"SELECT COUNT(*) FROM recmeta_recommendations r JOIN (SELECT DISTINCT uid "
+                f"FROM ev) e ON {as_text.replace('uid', 'e.uid')} = r.user_id WHERE r.run_id "
+                f"= :run"), {"run": summary["run_id"]}).scalar_one()
+        assert joined == len(written) == 120
+        one = sorted(texts)[0]
+        shown = stdout_json(invoke("recommend", "--db", db_url, "--interactions", "ev",
+                                   *mapping, "--model", tmp_path / model, "--user", one,
+                                   "-n", 3, "--json"))
+        assert "known to the model" in shown["explanation"], shown
+        assert [str(r["item_id"]) for r in shown["recommendations"]] == written.loc[
+            written["user_id"] == one, "item_id"].tolist()
+
+
 def test_a_feature_column_its_declared_type_cannot_read_is_named(sqlite_url, sql_data,
                                                                    sql_model_dir, tmp_path):
     """A users table's DATETIME column of Unix times: train printed SQLAlchemy's traceback

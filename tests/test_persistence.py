@@ -74,6 +74,31 @@ def test_string_ids_and_binary_objective_survive(tmp_path):
                                   loaded.predict(X, hist, np.ones(len(hist))))
 
 
+def test_a_refused_save_writes_nothing(model, data, tmp_path):
+    """Ids save() cannot write (UUIDs) were refused after both tensor files were written:
+    a new directory was left half-written (no model.json), and an existing model's tensor
+    files were replaced while its model.json still described the old ones."""
+    import copy
+    import uuid
+
+    import pandas as pd
+
+    from recmeta.catalog import EntityTable
+
+    odd = copy.deepcopy(model)
+    odd.users_ = EntityTable(pd.Index([uuid.UUID(int=k) for k in range(len(model.users_))]),
+                             model.users_.encoded)
+    with pytest.raises(ModelFormatError, match="Only int or str user and item ids"):
+        odd.save(tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    model.save(tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
+    with pytest.raises(ModelFormatError):
+        odd.save(tmp_path / "m")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before
+    _same(model, MetaRecommender.load(tmp_path / "m"), data)
+
+
 def test_a_binary_model_saved_before_its_blend_loads_without_it(tmp_path):
     """0/1 feedback had no blend before: its "auto" made none, and its weights have none."""
     clicks = make_synthetic(n_users=40, n_items=30, implicit=True, random_state=1)
