@@ -793,6 +793,75 @@ def test_plain_postgresql_url_uses_psycopg(pg_url):
     assert "0002 (head)" in invoke("db", "upgrade", "--db", plain).output
 
 
+@pytest.mark.postgres
+def test_a_role_without_rights_on_recmeta_tables_is_told_which_it_needs(pg_url, sql_data,
+                                                                       sql_model_dir,
+                                                                       tmp_path):
+    """A role without rights on recmeta's tables: score, recommend, train, db upgrade and db
+    current exited 1 with a traceback ending in psycopg's InsufficientPrivilege. Now one
+    line says what was refused and which rights recmeta needs, exit 1; and the rights the
+    README lists are enough. The role here is the tables' owner, who revokes its own rights
+    (no other role needs creating)."""
+    engine = sa.create_engine(pg_url)
+    migrate.upgrade(engine)
+    sql_data.interactions.astype({"user_id": str, "item_id": str}).to_sql(
+        "recmeta_interactions", engine, if_exists="append", index=False)
+    sql_data.users.to_sql("app_users", engine, index=False)
+    recmeta_tables = "recmeta_alembic_version, recmeta_models, recmeta_runs, " \
+                     "recmeta_recommendations, recmeta_interactions"
+    with engine.begin() as conn:
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+        conn.exec_driver_sql(f"REVOKE ALL ON {recmeta_tables} FROM CURRENT_USER")
+        conn.exec_driver_sql(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM "
+                             f"CURRENT_USER")
+    small = ["--param", "max_epochs=1", "--param", "hidden=[8]", "--param", "embedding_dim=4"]
+    commands = [["db", "current"], ["db", "upgrade"],
+                ["score", "--model", sql_model_dir, "--users", "app_users"],
+                ["recommend", "--model", sql_model_dir, "--user", 3],
+                ["train", "--out", tmp_path / "m", *small]]
+    for command in commands:
+        result = invoke(*command, "--db", pg_url, ok=False)
+        assert result.exit_code == 1, (command, result.output)
+        assert "Traceback" not in result.output and "\n" not in result.stderr.strip()
+        assert result.stderr.startswith("Error: The database refused recmeta a right: "
+                                        "permission denied for table recmeta_"), result.stderr
+        assert ("grant the role of --db SELECT on those tables and on "
+                "recmeta_alembic_version, SELECT, INSERT and UPDATE on recmeta_models, "
+                "recmeta_runs and recmeta_recommendations, and USAGE on their sequences"
+                in " ".join(result.stderr.split()))
+    assert not (tmp_path / "m").exists()
+    with engine.begin() as conn:  # the rights the message and the README name: enough
+        conn.exec_driver_sql("GRANT SELECT ON recmeta_alembic_version, recmeta_interactions "
+                             "TO CURRENT_USER")
+        conn.exec_driver_sql("GRANT SELECT, INSERT, UPDATE ON recmeta_models, recmeta_runs, "
+                             "recmeta_recommendations TO CURRENT_USER")
+        conn.exec_driver_sql(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO "
+                             f"CURRENT_USER")
+    engine.dispose()
+    for command in commands[:1] + commands[2:]:
+        invoke(*command, "--db", pg_url)
+    summary = stdout_json(invoke("score", "--db", pg_url, "--model", tmp_path / "m", "-n", 3))
+    assert summary["status"] == "finished" and summary["users"]["scored"] == 40
+
+
+def test_a_statement_the_database_refuses_is_one_line_with_the_drivers_words(
+        filled_engine, db_url, sql_model_dir):
+    """A statement refused for another reason than a right (here a trigger of the app's)
+    printed SQLAlchemy's traceback; one line keeps what the driver said, and its type,
+    for a bug report."""
+    if filled_engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite trigger")
+    with filled_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TRIGGER frozen BEFORE INSERT ON recmeta_runs BEGIN "
+                             "SELECT RAISE(ABORT, 'runs are frozen tonight'); END")
+    result = invoke("score", "--db", db_url, "--model", sql_model_dir, *TABLES, ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: The database refused a statement of recmeta (sqlite3.IntegrityError): runs "
+        "are frozen tonight. Check that --db names the database that holds recmeta's tables "
+        "and yours; if it does, report this line as a bug of recmeta.")
+
+
 def test_unmigrated_database_says_what_to_run(sqlite_url, sql_model_dir):
     result = invoke("score", "--db", sqlite_url, "--model", sql_model_dir, ok=False)
     assert result.exit_code == 2 and "recmeta db upgrade --db URL" in result.output

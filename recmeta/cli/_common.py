@@ -2,7 +2,8 @@
 
 Exit codes of every command: 0 success; 1 the job failed (a scoring run is marked failed
 and can be resumed with ``--resume RUN_ID``; this includes a database that cannot be
-reached); 2 bad usage or input (a missing table or column, a bad option; nothing written).
+reached, or that refuses a statement, such as for want of a right); 2 bad usage or input
+(a missing table or column, a bad option; nothing written).
 """
 
 from __future__ import annotations
@@ -148,7 +149,36 @@ def handle_errors(func: Callable) -> Callable:
         except sa.exc.OperationalError as exc:
             raise JobError(f"The database could not be used: {exc.orig}. Check --db and "
                            f"that the server is up.") from None
+        except sa.exc.DBAPIError as exc:  # refused by the database: a right, a constraint
+            raise JobError(database_error(exc)) from None
     return wrapper
+
+
+RIGHTS = ("recmeta needs to read the tables it is given (--interactions, --users, --items, "
+          "--candidates) and to read and write its own recmeta_* tables: have an admin run "
+          "`recmeta db upgrade --db URL` once, then grant the role of --db SELECT on those "
+          "tables and on recmeta_alembic_version, SELECT, INSERT and UPDATE on "
+          "recmeta_models, recmeta_runs and recmeta_recommendations, and USAGE on their "
+          "sequences (or let it create them: CREATE on the schema).")
+
+
+def database_error(exc) -> str:
+    """One line for a statement the database refused (a SQLAlchemy ``DBAPIError``): what
+    the driver said, which is what an admin, or a bug report, needs; and for a missing
+    right (SQLSTATE 42501, PostgreSQL's ``permission denied``), the rights recmeta needs.
+    The exit code is the job's failure, 1: the input is not at fault, and the command
+    works once the database lets it."""
+    orig = exc.orig if exc.orig is not None else exc
+    said = (str(orig).strip().splitlines() or [""])[0].rstrip(".")
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code == "42501" or "permission denied" in said.lower():
+        return f"The database refused recmeta a right: {said}. {RIGHTS}"
+    kind = f"{type(orig).__module__}.{type(orig).__qualname__}"
+    if code:
+        kind += f", SQLSTATE {code}"
+    return (f"The database refused a statement of recmeta ({kind}): {said}. Check that --db "
+            f"names the database that holds recmeta's tables and yours; if it does, report "
+            f"this line as a bug of recmeta.")
 
 
 def print_json(data: dict) -> None:
