@@ -339,9 +339,13 @@ class _EntityTable:
         # the same, and the one used (the last) is the one with the greatest tie_break
         order = [self.key] if self.tie_break is None else [self.key, self.tie_break]
         try:
-            return _plain(_records(_stream(conn, query.order_by(*order)), names), [key_name])
+            frame = _plain(_records(_stream(conn, query.order_by(*order)), names), [key_name])
         except (TypeError, ValueError) as exc:  # a converter of a declared type, not SQL
             raise self._unreadable(conn, exc) from None
+        for name, field in self.fields.items():
+            if isinstance(self.table.c[name].type, sa.Integer):
+                frame[field] = _nullable_integers(frame[field])
+        return frame
 
     def _unreadable(self, conn: sa.Connection, exc: Exception) -> DataError:
         """The error for feature columns SQLAlchemy cannot convert by their declared type:
@@ -430,6 +434,19 @@ def _raw(column: sa.ColumnElement) -> sa.ColumnElement:
     the column's own; PostgreSQL's driver returns numbers and datetimes itself.
     """
     return sa.type_coerce(column, sa.types.NullType())
+
+
+def _nullable_integers(values: pd.Series) -> pd.Series:
+    """A feature column declared an integer as pandas' nullable ``Int64``, NULLs as
+    ``pd.NA``: as int64 it turned into floats as soon as one row was NULL (or a left join
+    in training missed a key), and a new model then learned it as numeric, where without a
+    NULL it is categorical. Its kind follows the declared type now, not the data. A model
+    that learned it as numeric reads these as numbers all the same (``pd.NA`` as missing).
+    Values that are not integers (SQLite stores any value in any column) stay as read."""
+    try:
+        return values.astype("Int64")
+    except (TypeError, ValueError):
+        return values
 
 
 def _plain(frame: pd.DataFrame, ids: list[str]) -> pd.DataFrame:

@@ -40,8 +40,8 @@ class MetaRecommender(FitSteps, RegressorMixin, BaseEstimator):
         Side-feature columns. ``"auto"``: a column constant within each item is an item
         feature, else one constant within each user is a user feature.
     feature_kinds : dict of str to {"cat", "multi", "num"}, default=None
-        Override the inferred kind of a field (floats are "num", lists or ``"a|b"`` strings
-        "multi", the rest "cat").
+        Override the inferred kind of a field (floats and decimals are "num", lists or
+        ``"a|b"`` strings "multi", the rest "cat").
     use_item_ids : bool, default=True
         Give each item id its own embedding (new items fall back to their other fields).
     id_dropout : float or "auto", default="auto"

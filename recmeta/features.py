@@ -15,6 +15,7 @@ so the torch side never sees pandas.
 
 from __future__ import annotations
 
+import decimal
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -139,12 +140,20 @@ class FeatureSpace:
 
 
 def infer_kind(values: pd.Series) -> str:
-    """Guess a field's kind: lists or ``a|b`` strings are multi, floats numeric, the rest cat."""
+    """Guess a field's kind: lists or ``a|b`` strings are multi, floats numeric (and
+    decimals: a SQL ``NUMERIC`` column reads as ``decimal.Decimal``), the rest cat.
+
+    Only a new fit guesses: a model keeps the kinds it was fitted with, so one fitted when
+    decimals were categorical still reads them as the keys it learned."""
     sample = values.dropna()
     sample = sample.iloc[: min(len(sample), 1000)]
     if any(isinstance(v, list | tuple | set | np.ndarray) for v in sample):
         return "multi"
     if pd.api.types.is_float_dtype(values.dtype):
+        return "num"
+    if len(sample) and all(isinstance(v, decimal.Decimal | float | np.floating)
+                           for v in sample) and any(isinstance(v, decimal.Decimal)
+                                                    for v in sample):
         return "num"
     if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_integer_dtype(values.dtype):
         return "cat"

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -527,6 +528,55 @@ def test_ids_of_a_uuid_or_numeric_column_are_read_as_text(engine, db_url, sql_da
         assert "known to the model" in shown["explanation"], shown
         assert [str(r["item_id"]) for r in shown["recommendations"]] == written.loc[
             written["user_id"] == one, "item_id"].tolist()
+
+
+def test_feature_kinds_follow_declared_types_and_older_models_keep_theirs(engine, db_url,
+                                                                         sql_data, tmp_path):
+    """An INTEGER feature column was categorical, but numeric as soon as one row was NULL
+    (pandas made it floats), and a NUMERIC one (read as Decimal) was a vocabulary of
+    categories. A new model takes an INTEGER column as categorical, NULLs or not, and a
+    NUMERIC one as numeric; a model trained before keeps its kinds, and scoring encodes
+    the columns as it encoded them in training."""
+    migrate.upgrade(engine)
+    sql_data.interactions.astype({"user_id": str, "item_id": str}).to_sql(
+        "recmeta_interactions", engine, if_exists="append", index=False)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE films (item_id INTEGER, year INTEGER, "
+                             "price NUMERIC(6, 2))")
+        conn.execute(sa.text("INSERT INTO films VALUES (:i, :y, :p)"), [
+            {"i": int(i), "y": None if i % 5 == 0 else 1930 + int(i) % 7,
+             "p": int(i) % 4 + 0.99} for i in sql_data.items["item_id"]])
+    mapping = ["--items", "films", "--item-key", "item_id"]
+    small = ["--param", "max_epochs=1", "--param", "hidden=[8]", "--param", "embedding_dim=4"]
+    invoke("train", "--db", db_url, *mapping, "--out", tmp_path / "new", *small)
+    kinds = MetaRecommender.load(tmp_path / "new").schema_.kinds
+    assert (kinds["year"], kinds["price"]) == (("item", "cat"), ("item", "num"))
+
+    # a model trained before: the column of integers read as floats (it has a NULL), so
+    # numeric, and the NUMERIC column's Decimals as categories
+    reader = SqlReader(engine, SqlSource(Interactions(), None, Entities("films", "item_id")))
+    X, y, _ = training.frame_from_sql(reader)
+    X["year"] = X["year"].astype("float64")
+    older = MetaRecommender(user_features=[], item_features=["year", "price"],
+                            feature_kinds={"price": "cat"}, embedding_dim=4, hidden=(8,),
+                            max_epochs=1, random_state=0, verbose=0).fit(X, y)
+    assert older.schema_.kinds["year"] == ("item", "num")
+    older.save(tmp_path / "older")
+    older = MetaRecommender.load(tmp_path / "older")
+    with engine.connect() as conn:
+        items = reader.features(conn, "item")
+    assert str(items["year"].dtype) == "Int64" and items["year"].isna().any()
+    table = BatchScorer(older, 3, True, False, items, items).item_table
+    rows = older.items_.positions(table["item_id"])
+    known = table.loc[rows >= 0]  # the items of the interactions
+    assert len(known) >= 25 and known["year"].isna().any()
+    for field in older.feature_space_.side("item"):
+        if field.name in ("year", "price"):
+            np.testing.assert_array_equal(field.encode(known[field.name]),
+                                          older.items_.encoded[field.name][rows[rows >= 0]])
+    summary = stdout_json(invoke("score", "--db", db_url, *mapping, "--model",
+                                 tmp_path / "older", "-n", 3))
+    assert summary["status"] == "finished" and summary["users"]["scored"] == 40
 
 
 def test_a_feature_column_its_declared_type_cannot_read_is_named(sqlite_url, sql_data,

@@ -51,6 +51,23 @@ def test_infer_kind():
     assert infer_kind(pd.Series(["x|y", "z"])) == "multi"
     assert infer_kind(pd.Series([["x"], ["y"]])) == "multi"
     assert infer_kind(pd.Series(["M", "F"])) == "cat"
+    assert infer_kind(pd.Series([1, None], dtype="Int64")) == "cat"  # a NULL changes nothing
+
+
+def test_decimals_are_numbers():
+    """A SQL NUMERIC column reads as decimal.Decimal: it was learned as a vocabulary of
+    categories ('1934', '1935', ...). A new fit learns it as a number; a field fitted as
+    categories (an older model) still encodes them as the keys it learned."""
+    from decimal import Decimal
+
+    years = pd.Series([Decimal("1934"), Decimal("1990.5"), None], dtype=object)
+    assert infer_kind(years) == "num"
+    field = Field("year", "item", "num").fit(years)
+    assert field.mean == pytest.approx(1962.25)
+    assert field.encode(years)[2] == 0.0  # missing: the mean
+    older = Field("year", "item", "cat").fit(years)
+    assert older.vocabulary == ["1934", "1990.5"]
+    assert older.encode(years).tolist() == [2, 3, UNKNOWN]
 
 
 def test_feature_space_round_trips_through_dict():
