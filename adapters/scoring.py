@@ -114,10 +114,13 @@ class NightlyJob:
 
     def __init__(self, reader: SqlReader, settings: ScoreSettings,
                  entry: registry.ModelEntry, model: MetaRecommender,
-                 run_id: int | None = None, resumed: bool = False):
+                 run_id: int | None = None, resumed: bool = False,
+                 state: runs.RunState | None = None):
         self.engine, self.source, self.reader = reader.engine, reader.source, reader
         self.settings, self.entry, self.model = settings, entry, model
         self.run_id, self.resumed = run_id, resumed
+        self.state = state  # the run as :meth:`resume` found it: its status, its batches
+        self.written = 0  # recommendations this process committed (the run's may be more)
 
     @classmethod
     def start(cls, engine: sa.Engine, source: SqlSource, model: str,
@@ -177,7 +180,7 @@ class NightlyJob:
             entry = registry.get(conn, state.model_id)
         job = cls(SqlReader(engine, source_from_dict(params["source"])),
                   ScoreSettings(**params["settings"]), entry,
-                  MetaRecommender.load(entry.artifact), run_id, resumed=True)
+                  MetaRecommender.load(entry.artifact), run_id, resumed=True, state=state)
         started = params.get("model_fingerprint")
         if started is not None and started != registry.fingerprint(entry.artifact):
             raise DataError(
@@ -285,6 +288,7 @@ class NightlyJob:
                 progress.add(users[-1], counts, read=t1 - t0, score=t2 - t1,
                              write=time.perf_counter() - t2)
                 runs.advance(conn, self.run_id, done, progress.checkpoint())
+            self.written += counts.recommendations
             done += 1
             bar.update(len(users))
 

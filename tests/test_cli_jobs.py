@@ -829,6 +829,30 @@ def test_a_run_another_process_works_on_prints_its_summary_and_exits_1(
     assert result.exit_code == 1 and "in another process" in result.output
     summary = stdout_json(result)
     assert summary["status"] == "running" and summary["users"]["seen"] == 7  # one batch
+    # with exit 1 it said "error": null, and its counts read as this process's
+    assert summary["error"] == (
+        "Run 1 moved past batch 1 in another process; this one stops. The counts are run "
+        "1's as the database holds it, from every process that worked on it; this process "
+        "committed 21 of its recommendations.")
+
+
+def test_resume_says_what_it_resumes_and_that_a_finished_run_is_finished(
+        filled_engine, db_url, sql_model_dir):
+    """--resume of a finished run exited 0 saying "run 1 resumed with model 1 (resume it
+    with --resume 1)"; of a run still running in another process it said "resumed" too,
+    and then stopped."""
+    source = SqlSource(users=Entities("app_users", "user_id"),
+                       items=Entities("app_items", "item_id"))
+    job = NightlyJob.start(filled_engine, source, str(sql_model_dir), ScoreSettings(n=3))
+    result = invoke("score", "--db", db_url, "--resume", job.run_id)  # marked running
+    assert ("recmeta: resuming run 1 with model 1 after its 0 committed batch(es); it is "
+            "marked running: it was killed, or another process still works on it") in (
+        " ".join(result.stderr.split()))
+    result = invoke("score", "--db", db_url, "--resume", job.run_id)
+    assert "resum" not in result.stderr.replace("nothing to resume", "")
+    assert result.stderr.startswith("recmeta: run 1 is already finished: there is nothing to "
+                                    "resume; its summary follows")
+    assert stdout_json(result)["status"] == "finished"
 
 
 def test_resume_takes_the_runs_own_options(filled_engine, db_url):

@@ -175,26 +175,53 @@ def score(ctx, db_url, model, n, batch_size, history, include_seen, skip_cold, r
         try:
             if resume is not None:
                 job = NightlyJob.resume(engine, resume)
+                note(_resuming(job))
             else:
                 settings = ScoreSettings(n, batch_size, history, not include_seen, skip_cold)
                 job = NightlyJob.prepare(engine, source_from(source), model, settings)
                 job.create()
-            note(f"run {job.run_id} {'resumed' if job.resumed else 'started'} with model "
-                 f"{job.entry.id} (resume it with --resume {job.run_id})")
+                note(f"run {job.run_id} started with model {job.entry.id} (resume it with "
+                     f"--resume {job.run_id})")
             summary = job.run(progress)
         except JobFailed as exc:
             print_json(_warned(job, exc.summary))
             raise JobError(str(exc)) from None
         except RunConflict as exc:  # the run goes on in the other process: as it stands
             if job is not None:
-                from recmeta.adapters.summary import stored_summary
-
-                print_json({**stored_summary(engine, job.run_id, resumed=job.resumed),
-                            "warnings": []})
+                print_json(_conflict(engine, job, exc))
             raise JobError(str(exc)) from None
         except (KeyboardInterrupt, Terminated) as exc:
             summary = _stopped(engine, job, resume, exc)
     print_json(_warned(job, summary))
+
+
+def _resuming(job) -> str:
+    """What ``--resume`` is about to do, from the run as it found it: a finished run is
+    not resumed (its summary is printed as it stands); a run marked running was killed,
+    or another process still works on it, of which only one can go on."""
+    state, run = job.state, job.run_id
+    if state.status == "finished":
+        return f"run {run} is already finished: there is nothing to resume; its summary follows"
+    said = (f"resuming run {run} with model {job.entry.id} after its {state.batches_done} "
+            f"committed batch(es)")
+    if state.status == "running":
+        said += ("; it is marked running: it was killed, or another process still works on "
+                 "it, and then the first of the two to commit a batch goes on and the other "
+                 "stops with exit 1")
+    return said
+
+
+def _conflict(engine, job, exc) -> dict:
+    """The summary a process prints when another one took its run over (:class:`RunConflict`):
+    the run as it stands, counts included, with the conflict as its ``error``, which says
+    that those counts are the run's, and how many recommendations this process committed."""
+    from recmeta.adapters.summary import stored_summary
+
+    summary = stored_summary(engine, job.run_id, resumed=job.resumed)
+    error = (f"{str(exc).rstrip('.')}. The counts are run {job.run_id}'s as the database holds "
+             f"it, from every process that worked on it; this process committed "
+             f"{job.written} of its recommendations.")
+    return {**summary, "error": error, "warnings": []}
 
 
 def _stopped(engine, job, resume: int | None, exc: BaseException) -> dict:
