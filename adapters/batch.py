@@ -66,7 +66,7 @@ def check_ratings(rating_col: str | None, sample: pd.Series | None) -> pd.Series
     values = pd.to_numeric(sample, errors="coerce")
     if len(sample) and values.isna().all():
         raise DataError(f"The rating column {rating_col!r} holds no numbers (e.g. "
-                        f"{sample.iloc[0]!r}). Map the column of ratings, or pass {IMPLICIT} "
+                        f"{shown(sample.iloc[0])}). Map the column of ratings, or pass {IMPLICIT} "
                         f"for a model of 0/1 feedback.")
     return values
 
@@ -91,6 +91,13 @@ def check_feedback(model: MetaRecommender, rating_col: str | None,
         raise DataError(f"The model was fitted on 0/1 feedback, but the rating column "
                         f"{rating_col!r} holds other values (e.g. {other.iloc[0]:g}). Pass "
                         f"{IMPLICIT}, or map a column of 0/1.")
+
+
+def shown(value) -> str:
+    """A value of the database in a message, as a person reads it: text quoted, anything
+    else (a number, a datetime) as its ``str``, not a Python repr such as
+    ``datetime.datetime(1997, 12, 4, 15, 55, 49, tzinfo=zoneinfo.ZoneInfo(key='Etc/UTC'))``."""
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 @dataclass

@@ -107,17 +107,17 @@ def get_unchanged(conn: sa.Connection, model_id: int) -> ModelEntry:
     if recorded == now:
         return entry
     holds = next((e for e in later if e.registered_fingerprint == now), None)
-    by = (f"by a later `recmeta train --out` into it (registered as model "
-          f"{', '.join(str(e.id) for e in reversed(later))})" if later
-          else "since it was registered (retrained or changed in place)")
+    how = (f"a later `recmeta train --out` trained into it (registered as model "
+           f"{', '.join(str(e.id) for e in reversed(later))})" if later
+           else "it changed since it was registered (retrained or saved over)")
     instead = (f"Use --model {holds.id}, the model it holds now." if holds else
                f"Pass the directory itself (--model {entry.artifact}) to use, and register, "
                f"the model it holds now.")
     raise DataError(
-        f"Model {model_id} of the registry no longer exists: its directory {entry.artifact} "
-        f"was overwritten {by}, so it holds other weights than model {model_id}'s "
-        f"parameters and metrics describe. {instead} Train each model into a directory of "
-        f"its own (--out) to keep older ids usable.")
+        f"Model {model_id} of the registry is no longer what its directory {entry.artifact} "
+        f"holds: {how}, so its weights are not those that model {model_id}'s row in "
+        f"recmeta_models (its parameters and metrics) describes. {instead} Train each model "
+        f"into a directory of its own (--out) to keep older ids usable.")
 
 
 def model_metrics(model: MetaRecommender) -> dict:

@@ -28,7 +28,7 @@ from recmeta.exceptions import DataError, InvalidParameterError
 from recmeta.frames import integer_ids
 
 from . import registry
-from .batch import check_ratings
+from .batch import check_ratings, shown
 from .ids import align_ids
 from .sql import SqlReader, last_per_key
 from .summary import feature_table_counts
@@ -150,7 +150,7 @@ def _check_one_time_type(when: pd.Series, name: str) -> None:
     kinds = values.map(kind)
     if kinds.nunique() > 1:
         first = values.groupby(kinds.to_numpy(), sort=True).first()
-        examples = " and ".join(f"{k} ({v!r})" for k, v in first.items())
+        examples = " and ".join(f"{k} ({shown(v)})" for k, v in first.items())
         raise DataError(f"The time column {name!r} holds {examples}, which cannot be put in "
                         f"order together. Store one kind (numbers, or ISO 8601 text), or pass "
                         f"--time-col '' to train without times.")

@@ -17,6 +17,10 @@ import pandas as pd
 from .exceptions import DataError
 from .features import KINDS, infer_kind
 
+# the last sentence of fit's warning of duplicate rows, which the command line, whose
+# users have no X, says in its own words
+DUPLICATES_ADVICE = "Deduplicate X to silence this."
+
 ITEM_ID_FIELD = "__item_id__"
 ROW_ITEM = "__row_item__"  # item_col=None: every row is its own item, known by its features
 
@@ -355,7 +359,7 @@ def drop_duplicates(frame: pd.DataFrame, y: np.ndarray, schema: Schema) -> tuple
     if dup.any():
         warnings.warn(
             f"{int(dup.sum())} duplicate (user, item) row(s): recmeta keeps the last one of "
-            f"each pair (the latest by time_col when given). Deduplicate X to silence this.",
+            f"each pair (the latest by time_col when given). {DUPLICATES_ADVICE}",
             UserWarning, stacklevel=4)
         frame, y = frame.loc[~dup], y[~dup]
     return frame, y

@@ -73,9 +73,12 @@ def test_an_id_whose_directory_was_trained_into_again_is_refused(filled_engine, 
     for command in (["score"], ["recommend", "--user", 3]):
         result = invoke(*command, "--db", db_url, *TABLES, "--model", 1, ok=False)
         assert result.exit_code == 2, result.output
-        assert (f"Model 1 of the registry no longer exists: its directory {out.resolve()} "
-                f"was overwritten by a later `recmeta train --out` into it (registered as "
-                f"model 2)") in " ".join(result.output.split())
+        # its row is still in recmeta_models: it said "Model 1 of the registry no longer
+        # exists"
+        assert (f"Model 1 of the registry is no longer what its directory {out.resolve()} "
+                f"holds: a later `recmeta train --out` trained into it (registered as model "
+                f"2), so its weights are not those that model 1's row in recmeta_models (its "
+                f"parameters and metrics) describes.") in " ".join(result.output.split())
         assert "Use --model 2, the model it holds now." in result.output
     with filled_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM recmeta_runs")).scalar() == 0
@@ -97,6 +100,10 @@ def test_train_says_what_fit_warns_of_in_its_own_words(tmp_path, sql_data):
     assert "recmeta: warning: 2 duplicate (user, item) row(s): recmeta keeps the last" in (
         result.stderr)
     assert "UserWarning" not in result.stderr and ".py:" not in result.stderr
+    # not the Python API's "Deduplicate X to silence this.": the command line has no X
+    assert "Deduplicate X" not in result.stderr
+    assert (f"Keep one row per user and item in {str(tmp_path / 'ratings.csv')!r} to silence "
+            f"this.") in " ".join(result.stderr.split())
     [said] = stdout_json(result)["warnings"]  # in the summary too, as score's are
     assert said.startswith("2 duplicate (user, item) row(s)")
 

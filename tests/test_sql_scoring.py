@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from recmeta import DataError, MetaRecommender
 from recmeta import columns as C
-from recmeta.adapters import migrate, registry, runs
-from recmeta.adapters.batch import BatchScorer, check_feedback
+from recmeta.adapters import migrate, registry, runs, training
+from recmeta.adapters.batch import BatchScorer, check_feedback, check_ratings
 from recmeta.adapters.migrate import MigrationError
 from recmeta.adapters.recommend import recommend_one
 from recmeta.adapters.scoring import JobFailed, NightlyJob, ScoreSettings
@@ -343,6 +343,23 @@ def test_feedback_check_reads_the_model_and_the_column():
         check_feedback(ratings, None, None)
 
 
+def test_a_value_in_a_message_is_shown_plainly():
+    """A time column mapped as the rating column (PostgreSQL's TIMESTAMPTZ) was shown as
+    "holds no numbers (e.g. datetime.datetime(1997, 12, 4, 15, 55, 49,
+    tzinfo=zoneinfo.ZoneInfo(key='Etc/UTC')))", a Python repr."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    when = dt.datetime(1997, 12, 4, 15, 55, 49, tzinfo=ZoneInfo("Etc/UTC"))
+    with pytest.raises(DataError) as caught:
+        check_ratings("rated_at", pd.Series([when], dtype=object))
+    assert str(caught.value).startswith("The rating column 'rated_at' holds no numbers (e.g. "
+                                        "1997-12-04 15:55:49+00:00). Map the column")
+    with pytest.raises(DataError, match=r"holds datetime \(1997-12-04 15:55:49\+00:00\) and "
+                                        r"numbers \(7\), which"):
+        training._check_one_time_type(pd.Series([when, 7], dtype=object), "at")
+
+
 def test_resume_refuses_a_model_changed_since_the_run_started(filled_engine, sql_model_dir,
                                                                tmp_path, monkeypatch):
     """Retrained into the same directory after a crash, the model would write the rest of
@@ -410,8 +427,9 @@ def test_a_directory_changed_since_it_was_registered_is_registered_anew(filled_e
     first = score(filled_engine, model_dir)["model_id"]
     MetaRecommender.load(model_dir).set_params(max_history=3).save(model_dir)
     with filled_engine.connect() as conn:
-        with pytest.raises(DataError, match=f"Model {first} of the registry no longer exists"
-                           r".*changed in place\).*Pass the directory itself"):
+        with pytest.raises(DataError, match=f"Model {first} of the registry is no longer what "
+                           r"its directory .* holds: it changed since it was registered "
+                           r"\(retrained or saved over\).*Pass the directory itself"):
             registry.get_unchanged(conn, first)
     summary = score(filled_engine, model_dir)
     assert summary["model_id"] == first + 1

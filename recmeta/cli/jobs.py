@@ -64,6 +64,7 @@ def train(db_url, file, out, name, params, **source) -> None:
     from recmeta.adapters import registry, training
     from recmeta.adapters.migrate import require_head
     from recmeta.adapters.sql import SqlReader
+    from recmeta.frames import DUPLICATES_ADVICE
 
     if db_url is None and file is None:
         raise UsageError("Give --db URL (train from its tables) or --file PATH.")
@@ -102,7 +103,9 @@ def train(db_url, file, out, name, params, **source) -> None:
         model, metrics = training.fit_and_save(X, y, params, out)
     for warning in caught:
         if issubclass(warning.category, UserWarning):
-            warn(str(warning.message))
+            warn(str(warning.message).replace(
+                DUPLICATES_ADVICE, f"Keep one row per user and item in {where} to silence "
+                                   f"this."))
         else:
             warnings.showwarning(warning.message, warning.category, warning.filename,
                                  warning.lineno)
