@@ -1090,7 +1090,8 @@ def test_sigkill_at_random_points_then_resume_gives_the_same_rows(engine, db_url
         assert forker.exit_code() == 0, log.read_text()
     finally:
         forker.close()
-    summary = json.loads(log.read_text().split("\n", 1)[1])  # after the stderr note
+    said = log.read_text()  # stderr's lines (the note, warnings), then the JSON summary
+    summary = json.loads(said[said.index("\n{") + 1:])
     assert summary["status"] == "finished" and summary["users"]["scored"] == 120
     pd.testing.assert_frame_equal(runs.read(engine, run_id), expected, check_exact=True)
 
@@ -1161,3 +1162,31 @@ def test_score_warns_of_ratings_off_the_models_scale(filled_engine, db_url, sql_
             "'rating') off the scale the model was fitted on (1 to 5): they were dropped.")
     assert any(w.startswith(said) for w in summary["warnings"])
     assert f"warning: {said}" in " ".join(result.stderr.split())
+
+
+def test_score_warns_of_every_history_row_it_drops(filled_engine, db_url, sql_model_dir,
+                                                   sql_data):
+    """NULL ratings, unknown items and repeated (user, item) pairs were counted in the
+    summary but, unlike the other rows dropped, not warned about on stderr."""
+    first = sql_data.interactions.astype({"user_id": str, "item_id": str}).iloc[0]
+    pd.DataFrame({"user_id": [first["user_id"], "3", "4", "4"],
+                  "item_id": [first["item_id"], "999", "998", "1"],
+                  "rating": [first["rating"], 4.0, 2.0, None],
+                  "timestamp": [2e9, 2e9, 2e9, 2e9]}).to_sql(
+        "recmeta_interactions", filled_engine, if_exists="append", index=False)
+    for tables, known in (([], "knows, and no items table (--items) describes"),
+                          (TABLES, "nor the items table ('app_items') knows")):
+        result = invoke("score", "--db", db_url, "--model", sql_model_dir, *tables, "-n", 3)
+        summary = stdout_json(result)
+        dropped = summary["history_rows"]["dropped"]
+        assert (dropped["null_rating"], dropped["unknown_item"], dropped["duplicate"]) == (
+            1, 2, 1)
+        for said in [
+                "1 history row(s) read from table 'recmeta_interactions' have a rating "
+                "(column 'rating') that is NULL, NaN or not a number: they were dropped.",
+                f"2 history row(s) read from table 'recmeta_interactions' have an item "
+                f"(column 'item_id') that neither the model {known}: they were dropped.",
+                "1 history row(s) read from table 'recmeta_interactions' repeat a (user, "
+                "item) pair: the latest row of each pair was used, the others dropped."]:
+            assert any(w.startswith(said) for w in summary["warnings"]), summary["warnings"]
+            assert f"warning: {said}" in " ".join(result.stderr.split())

@@ -251,7 +251,9 @@ def _stopped(engine, job, resume: int | None, exc: BaseException) -> dict:
 def _warned(job, summary: dict) -> dict:
     """``summary`` with its ``warnings`` (also noted on stderr): a finished run that read no
     interactions at all most likely read the wrong table (e.g. recmeta's own, empty one);
-    users the users table lacks, and rows without a user or item id, are data to fix."""
+    users the users table lacks, and history rows dropped for any reason (no user or item
+    id, no usable rating, off the scale, an unknown item, a repeated pair), are data to
+    fix: each count of the summary's ``dropped`` has its warning."""
     warnings = []
     where = job.source.interactions
     if summary["status"] == "finished" and summary["history_rows"]["read"] == 0:
@@ -275,6 +277,11 @@ def _warned(job, summary: dict) -> dict:
         warnings.append(
             f"{dropped['null_item_id']} history row(s) read from table {where.table!r} have a "
             f"NULL item id (column {where.item!r}): they were dropped.")
+    if dropped.get("null_rating"):
+        warnings.append(
+            f"{dropped['null_rating']} history row(s) read from table {where.table!r} have a "
+            f"rating (column {where.rating!r}) that is NULL, NaN or not a number: they were "
+            f"dropped.")
     if dropped.get("off_scale"):
         span = getattr(job.model, "target_range_", None)
         scale = ("0/1" if job.model.objective_ == "binary" else
@@ -284,6 +291,19 @@ def _warned(job, summary: dict) -> dict:
             f"rating (column {where.rating!r}) off the scale the model was fitted on "
             f"({scale}): they were dropped. A rating column on another scale needs "
             f"rescaling, or a model fitted on it.")
+    if dropped.get("unknown_item"):
+        described = (f"nor the items table ({job.source.items.table!r}) knows"
+                     if job.source.items is not None else
+                     "knows, and no items table (--items) describes")
+        warnings.append(
+            f"{dropped['unknown_item']} history row(s) read from table {where.table!r} have an "
+            f"item (column {where.item!r}) that neither the model {described}: they were "
+            f"dropped. Add those items to the items table with their features (a new item is "
+            f"read from them), or retrain the model.")
+    if dropped.get("duplicate"):
+        warnings.append(
+            f"{dropped['duplicate']} history row(s) read from table {where.table!r} repeat a "
+            f"(user, item) pair: the latest row of each pair was used, the others dropped.")
     unknown = summary.get("candidates", {}).get("dropped_unknown", 0)
     if unknown:
         table = (job.source.candidates or job.source.items).table
