@@ -30,7 +30,7 @@ logger = logging.getLogger("recmeta")
 
 # What one more group of users costs, in padded support rows, by device type (see
 # Trainer._groups): on the CPU a batch is worked through in groups of users of similar
-# support length (`python benchmarks/core.py --only training` measures it); on a GPU, whose
+# support length (`python benchmarks/core.py --only groups` measures it); on a GPU, whose
 # time goes to kernel launches more than to rows at these sizes, in one padded batch.
 GROUP_OVERHEAD = {"cpu": 100.0}
 
@@ -137,10 +137,11 @@ class Trainer:
         own longest (:func:`~recmeta.episodes.length_groups`), with each group's share of
         the batch's users. The query loss is a mean over users, so the groups' losses
         weighted by their shares sum to the batch's, and so do their gradients (up to float
-        rounding): the same step, less padding. Training draws support sizes from 0 to the
-        longest history, so one padded batch spends about half of the inner loop's work on
-        padding rows, more when histories are short; a group costs fixed work of its own
-        (:data:`GROUP_OVERHEAD`)."""
+        rounding): the same step, less padding (``id_dropout`` draws its hidden ids group by
+        group, so a seed fits otherwise than it did in one batch). Training draws support
+        sizes from 0 to the longest history, so one padded batch spends about half of the
+        inner loop's work on padding rows, more when histories are short; a group costs fixed
+        work of its own (:data:`GROUP_OVERHEAD`)."""
         n_users = len(support.users)
         overhead = GROUP_OVERHEAD.get(support.mask.device.type)
         if overhead is None or n_users < 2:
