@@ -30,6 +30,7 @@ from .baselines import BiasedMF, ridge_by_group
 from .blend import BLEND_KEY
 from .catalog import EntityTable
 from .episodes import Histories
+from .features import UNKNOWN
 from .frames import ITEM_ID_FIELD
 from .ials import ImplicitALS
 from .meta import MetaLearner, Table
@@ -129,12 +130,21 @@ def fill_blend(learner: MetaLearner, ratings: pd.DataFrame, codes: np.ndarray,
 def fill_implicit_blend(learner: MetaLearner, interactions: pd.DataFrame, codes: np.ndarray,
                         seed: int) -> None:
     """Fit implicit ALS on ``interactions`` (user_id, item_id = item row: who interacted
-    with what) and fill the blend's tables; ``codes[row]`` is item row ``row``'s code."""
+    with what) and fill the blend's tables; ``codes[row]`` is item row ``row``'s code.
+
+    Every item of ``codes`` is known to the blend: one with no interaction gets zero
+    factors, the score implicit ALS gives an item nobody chose. Left unknown, it was
+    scored by the network alone, on another scale than the blended logits; with 0/1
+    feedback that holds explicit 0s (rated, not liked), items that only ever got 0s then
+    outranked every item someone liked, for a user with a short history above all."""
     ials = ImplicitALS(n_factors=learner.blend.factors.shape[1], random_state=seed)
     ials.fit(interactions)
     rows = ials.items_.to_numpy()
-    learner.blend.fill(torch.as_tensor(codes[rows]), torch.as_tensor(ials.item_factors_),
-                       ials.reg, ials.alpha)
+    blend = learner.blend
+    blend.fill(torch.as_tensor(codes[rows]), torch.as_tensor(ials.item_factors_),
+               ials.reg, ials.alpha)
+    with torch.no_grad():
+        blend.known[torch.as_tensor(codes[codes > UNKNOWN], device=blend.known.device)] = True
 
 
 def calibrate_blend(learner: MetaLearner, users: Table, items: Table, episodes: list,

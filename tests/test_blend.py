@@ -406,3 +406,21 @@ def test_an_implicit_als_that_does_not_rank_is_not_blended_in(monkeypatch):
         model = MetaRecommender(mf_blend=0.4, **FAST).fit(clicks.X, clicks.y)
     assert model.blend_weight_ == 0.4
     assert model.learner_.blend.scales[1:].tolist() == pytest.approx([-0.5, 0.1])
+
+
+def test_items_with_only_zeros_are_blended_as_every_item_of_fit_is():
+    """0/1 feedback with explicit 0s (rated, not liked): implicit ALS learns from the 1s, so
+    an item that only ever got 0s has no factors; it scores as an item nobody chose (zero
+    factors, blended like every item of fit), not by the network alone on another scale,
+    which put such items at the top of a new user's list."""
+    data = make_synthetic(n_users=150, n_items=60, ratings_per_user=(8, 30), random_state=3)
+    y = (data.y >= 4).astype(float)
+    disliked = np.arange(10)  # items no one likes
+    y[data.X.item_id.isin(disliked).to_numpy()] = 0.0
+    model = MetaRecommender(**{**FAST, "max_epochs": 2}, mf_blend=0.9).fit(data.X, y)
+    blend, codes = model.learner_.blend, model.items_.encoded[ITEM_ID_FIELD]
+    assert bool(blend.known[torch.as_tensor(codes)].all())
+    rows = model.items_.positions(pd.Index(disliked))
+    assert not blend.factors[torch.as_tensor(codes[rows])].any()
+    cold = model.recommend(users=[10**9], n=10)  # a new user, no history yet
+    assert cold.item_id.isin(disliked).sum() <= 3
