@@ -407,3 +407,30 @@ def test_parts_run_apart_merge_into_the_report_of_the_whole(fake_melu, synthetic
     assert "| k=0 | k=3 | k=10 |" in again
     with pytest.raises(SystemExit, match="more than one folder"):
         bench.main(["--merge", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(out)])
+
+
+def test_your_own_csv_ids_are_text_repeated_pairs_kept_once_and_feature_keys_checked(
+        tmp_path):
+    """Ids 007 and 7 are two users (read_csv made both 7); a repeated (user, item) pair
+    keeps its last row, with a warning; a feature file without its key column is a
+    DataError before anything runs (a KeyError traceback after the baselines ran)."""
+    from recmeta import DataError
+    from recmeta.evaluate.runner import own_data
+
+    (tmp_path / "r.csv").write_text("user_id,item_id,rating\n007,1,4\n7,1,2\n7,2,5\n"
+                                    "7,2,3\n")
+    with pytest.warns(UserWarning, match=r"1 repeated \(user_id, item_id\) row\(s\): the "
+                                         r"last of each pair is kept"):
+        data = own_data(tmp_path / "r.csv")
+    assert sorted(data.ratings.user_id.unique()) == ["007", "7"]
+    assert data.ratings.rating.tolist() == [4, 2, 3]
+    (tmp_path / "u.csv").write_text("uid,age\n007,30\n7,40\n")
+    with pytest.raises(DataError, match=r"u.csv has no column 'user_id'; a feature table "
+                                        r"needs its key column"):
+        own_data(tmp_path / "r.csv", users=tmp_path / "u.csv")
+    result = CliRunner().invoke(main, ["evaluate", "--ratings", str(tmp_path / "r.csv"),
+                                       "--users", str(tmp_path / "u.csv"), "--no-plots",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "has no column 'user_id'" in result.output
+    assert not (tmp_path / "out").exists()
+

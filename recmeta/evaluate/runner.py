@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -101,16 +102,37 @@ def load_named(data_dir: Path, name: str) -> RatingData:
 def own_data(ratings: Path, users: Path | None = None, items: Path | None = None
              ) -> RatingData:
     """Your own CSV files: ratings (user_id, item_id, rating), and optional feature tables
-    keyed by user_id and item_id (multi-valued fields as ``"a|b"`` strings)."""
-    frame = pd.read_csv(ratings)
+    keyed by user_id and item_id (multi-valued fields as ``"a|b"`` strings).
+
+    Ids are read as text, as written (``007`` and ``7`` are two users, not one); a (user,
+    item) pair on several rows keeps its last row, with a warning (else it could be in a
+    user's support set and its query set at once)."""
+    ids = {C.USER: str, C.ITEM: str}
+    frame = pd.read_csv(ratings, dtype=ids)
     missing = [c for c in (C.USER, C.ITEM, C.RATING) if c not in frame]
     if missing:
         raise DataError(f"{ratings} has no column {missing}; it needs user_id, item_id and "
                         f"rating (rename yours to these).")
-    user_table = pd.read_csv(users) if users else pd.DataFrame({C.USER: frame[C.USER].unique()})
-    item_table = pd.read_csv(items) if items else pd.DataFrame({C.ITEM: frame[C.ITEM].unique()})
-    return RatingData(frame[[C.USER, C.ITEM, C.RATING]], user_table, item_table,
+    frame = frame[[C.USER, C.ITEM, C.RATING]]
+    repeated = frame.duplicated([C.USER, C.ITEM], keep="last")
+    if repeated.any():
+        warnings.warn(f"{ratings} has {int(repeated.sum())} repeated (user_id, item_id) "
+                      f"row(s): the last of each pair is kept.", UserWarning, stacklevel=2)
+        frame = frame.loc[~repeated].reset_index(drop=True)
+    return RatingData(frame, _features(users, C.USER, frame), _features(items, C.ITEM, frame),
                       own_name(ratings))
+
+
+def _features(path: Path | None, key: str, ratings: pd.DataFrame) -> pd.DataFrame:
+    """A feature table keyed by ``key`` (ids as text, as the ratings'), or the ids alone."""
+    if not path:
+        return pd.DataFrame({key: ratings[key].unique()})
+    table = pd.read_csv(path, dtype={key: str})
+    if key not in table:
+        raise DataError(f"{path} has no column {key!r}; a feature table needs its key column "
+                        f"{key!r}, named as in the ratings file, beside the feature columns "
+                        f"(its columns are {list(table.columns)[:10]}).")
+    return table
 
 
 def own_name(ratings: Path) -> str:
