@@ -28,6 +28,10 @@ _EXPORTS = {
     "make_synthetic": ".synthetic",
 }
 
+# the public submodules, imported on first use too: ``import recmeta`` then
+# ``help(recmeta.evaluate)`` works as ``import recmeta.evaluate`` does
+_SUBMODULES = ("datasets", "evaluate", "fastpath", "metrics", "synthetic")
+
 __all__ = [*sorted(_EXPORTS), "__version__"]
 
 
@@ -36,8 +40,10 @@ def __getattr__(name: str):
         value = getattr(import_module(_EXPORTS[name], __name__), name)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:
+        return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'recmeta' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])

@@ -434,3 +434,15 @@ def test_your_own_csv_ids_are_text_repeated_pairs_kept_once_and_feature_keys_che
     assert result.exit_code == 2 and "has no column 'user_id'" in result.output
     assert not (tmp_path / "out").exists()
 
+
+def test_the_public_submodules_are_attributes_of_a_bare_import_recmeta():
+    """``import recmeta; help(recmeta.evaluate)`` raised AttributeError."""
+    import subprocess
+    import sys
+
+    code = ("import recmeta; print(recmeta.evaluate.support_curves.__name__, "
+            "recmeta.datasets.load_movielens_100k.__name__, 'fastpath' in dir(recmeta))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["support_curves", "load_movielens_100k", "True"]
