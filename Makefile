@@ -26,10 +26,10 @@ bench: $(BIN)/recmeta
 	$(BIN)/python benchmarks/core.py
 
 bench-nightly: $(BIN)/recmeta
-	$(BIN)/python benchmarks/nightly.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/nightly.py
 
 bench-evaluate: $(BIN)/recmeta
-	$(BIN)/python benchmarks/evaluate.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/evaluate.py --threads 1 --out reports/evaluate
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -152,7 +152,8 @@ def new_users(ratings: pd.DataFrame, rng: np.random.Generator, test_fraction: fl
         held = held.loc[held[C.USER].isin(chosen)].reset_index(drop=True)
     if len(held) == 0 or len(train) == 0:
         raise DataError(f"No new user has {max_k + n_query} ratings, or no training user is "
-                        f"left; lower max_k or n_query, or change test_fraction.")
+                        f"left; lower max_k (the largest of --ks on the command line: "
+                        f"--ks 0,1,3, say) or n_query, or change test_fraction.")
     held = _shuffled_by_user(held, rng)
     query = held.loc[held["position"] < n_query, [C.USER, C.ITEM, C.RATING]]
     pool = held.loc[(held["position"] >= n_query) & (held["position"] < n_query + max_k)]
