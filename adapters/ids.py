@@ -96,6 +96,9 @@ def plain_id(value):
 def plain_ids(values: pd.Series) -> pd.Series:
     """``values`` with every id :func:`plain_id`: unchanged (the same object) when all are
     already ints or text, as they are but for UUID, NUMERIC and the like."""
-    if values.dtype != object or all(v is None or isinstance(v, int | str) for v in values):
+    if values.dtype != object or pd.api.types.infer_dtype(values, skipna=True) in (
+            "string", "empty"):  # text ids, the common case, checked in C: every batch reads
+        return values
+    if all(v is None or isinstance(v, int | str) for v in values):
         return values
     return values.map(plain_id).astype(object)

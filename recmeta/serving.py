@@ -51,8 +51,7 @@ def adapt_users(learner: MetaLearner, users: Table, items: Table, user_rows: np.
     parts: list[Params] = []
     for start in range(0, len(user_rows), step):
         chunk = order[start : start + step]
-        batch = pad(user_rows[chunk], [supports[k][0] for k in chunk],
-                    [supports[k][1] for k in chunk]).to(device)
+        batch = _supports(user_rows, supports, chunk).to(device)
         with torch.no_grad():
             fast = learner.adapt(users, items, batch, loop)
         parts.append({name: p.detach().cpu() for name, p in fast.items()})
@@ -61,6 +60,12 @@ def adapt_users(learner: MetaLearner, users: Table, items: Table, user_rows: np.
                 learner.adapted.named_parameters()}
     back = torch.as_tensor(np.argsort(order))  # the users' own order again
     return {name: torch.cat([part[name] for part in parts])[back] for name in parts[0]}
+
+
+def _supports(user_rows: np.ndarray, supports: list, chunk: np.ndarray):
+    """The padded support sets of the users at positions ``chunk``."""
+    return pad(user_rows[chunk], [supports[k][0] for k in chunk],
+               [supports[k][1] for k in chunk])
 
 
 def by_length(rows: list[np.ndarray]) -> np.ndarray:
@@ -83,8 +88,7 @@ def adapt_and_score(learner: MetaLearner, users: Table, items: Table, user_rows:
     out: list = [None] * len(user_rows)
     for start in range(0, len(user_rows), step):
         chunk = order[start : start + step]
-        support = pad(user_rows[chunk], [supports[k][0] for k in chunk],
-                      [supports[k][1] for k in chunk]).to(device)
+        support = _supports(user_rows, supports, chunk).to(device)
         lists = [item_lists[k] for k in chunk]
         query = pad(user_rows[chunk], lists, [np.zeros(len(i), np.float32) for i in lists])
         query = query.to(device)
