@@ -66,6 +66,28 @@ def register(engine: sa.Engine, artifact, parameters: dict, metrics: dict,
         return int(conn.execute(models.insert().values(**row)).inserted_primary_key[0])
 
 
+def refused_rights(engine: sa.Engine) -> list[str]:
+    """What the database would refuse ``recmeta train``'s registry row, asked before a fit of
+    minutes rather than after it: on PostgreSQL the rights it lacks, by the server's
+    privilege functions (an insert rolled back would still take an id from the sequence,
+    and the first model would be 2); elsewhere an insert, rolled back, whose error reaches
+    the caller as the real insert's would (a read-only SQLite file, say)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            table, sequence = conn.execute(sa.text(
+                "SELECT has_table_privilege(:t, 'INSERT'), "
+                "has_sequence_privilege(pg_get_serial_sequence(:t, 'id'), 'USAGE')"),
+                {"t": models.name}).one()
+        return ([f"INSERT on {models.name}"] if table is False else []) + \
+            ([f"USAGE on the id sequence of {models.name}"] if sequence is False else [])
+    with engine.connect() as conn, conn.begin() as transaction:
+        conn.execute(models.insert().values(
+            name=None, created=dt.datetime.now(dt.timezone.utc), parameters={}, metrics={},
+            artifact=""))
+        transaction.rollback()
+    return []
+
+
 def get(conn: sa.Connection, model_id: int) -> ModelEntry:
     """The registry row ``model_id``, or a DataError that says how to list them."""
     row = conn.execute(sa.select(models).where(models.c.id == model_id)).mappings().first()

@@ -943,6 +943,38 @@ def test_a_statement_the_database_refuses_is_one_line_with_the_drivers_words(
         "and yours; if it does, report this line as a bug of recmeta.")
 
 
+def test_train_refused_its_registry_row_fits_nothing(filled_engine, db_url, tmp_path,
+                                                   monkeypatch):
+    """A database that refuses the registry's insert (a missing right on PostgreSQL, a
+    trigger on SQLite) refused it only after the whole fit had run and --out was written.
+    Now train asks first: refused, it fits nothing, writes nothing and registers nothing;
+    and asking takes no id, so the first model registered is still model 1."""
+    from recmeta.adapters import training
+    postgres = filled_engine.dialect.name == "postgresql"
+    with filled_engine.begin() as conn:
+        conn.exec_driver_sql(
+            "REVOKE INSERT ON recmeta_models FROM CURRENT_USER" if postgres else
+            "CREATE TRIGGER frozen BEFORE INSERT ON recmeta_models BEGIN "
+            "SELECT RAISE(ABORT, 'models are frozen tonight'); END")
+    fits = []
+    monkeypatch.setattr(training, "fit_and_save", lambda *a, **k: fits.append(a))
+    result = invoke("train", "--db", db_url, *TABLES, "--out", tmp_path / "m", ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert ("the role of --db lacks INSERT on recmeta_models, so the model could not be "
+            "registered; nothing was trained or written" if postgres else
+            "models are frozen tonight") in " ".join(result.stderr.split())
+    assert not fits and not (tmp_path / "m").exists()
+    with filled_engine.begin() as conn:
+        conn.exec_driver_sql("GRANT INSERT ON recmeta_models TO CURRENT_USER" if postgres
+                             else "DROP TRIGGER frozen")
+    monkeypatch.undo()
+    summary = stdout_json(invoke("train", "--db", db_url, *TABLES, "--out", tmp_path / "m",
+                                 "--param", "max_epochs=1", "--param", "hidden=[8]"))
+    with filled_engine.connect() as conn:
+        ids = conn.exec_driver_sql("SELECT id FROM recmeta_models").scalars().all()
+    assert ids == [1] and summary["model_id"] == 1
+
+
 def test_unmigrated_database_says_what_to_run(sqlite_url, sql_model_dir):
     result = invoke("score", "--db", sqlite_url, "--model", sql_model_dir, ok=False)
     assert result.exit_code == 2 and "recmeta db upgrade --db URL" in result.output

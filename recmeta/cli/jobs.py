@@ -18,6 +18,7 @@ import click
 
 from ._common import (
     CANDIDATE_OPTIONS,
+    RIGHTS,
     SOURCE_OPTIONS,
     JobError,
     UsageError,
@@ -71,6 +72,11 @@ def train(db_url, file, out, name, params, **source) -> None:
     engine = make_engine(db_url) if db_url else None
     if engine is not None:
         require_head(engine)  # before reading or training: the registry must be there
+        refused = registry.refused_rights(engine)  # and take the model's row, once trained
+        if refused:
+            raise JobError(f"The database refused recmeta a right: the role of --db lacks "
+                           f"{' and '.join(refused)}, so the model could not be registered; "
+                           f"nothing was trained or written. {RIGHTS}")
     spec = source_from(source)
     said = []
 
