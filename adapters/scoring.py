@@ -207,6 +207,7 @@ class NightlyJob:
         if state.status == runs.FINISHED:
             return self._summary(state.status, state.checkpoint or {}, None)
         tally = Progress.resume(state.checkpoint)
+        self._committed = state.checkpoint or {}
         try:
             runs.set_status(self.engine, self.run_id, runs.RUNNING)
             scorer = self._scorer()
@@ -225,9 +226,16 @@ class NightlyJob:
             # the frames it was raised through may hold an open cursor (a SIGTERM or SIGINT
             # can land in a read): let it go, or on SQLite its lock blocks marking the run
             traceback.clear_frames(exc.__traceback__)
-            self._mark_failed(error)
+            unmarked = self._mark_failed(error)
             if not isinstance(exc, Exception):
                 raise
+            if unmarked is not None:  # the database itself went away: say so, in one line
+                raise JobFailed(
+                    f"Run {self.run_id} failed: {error.rstrip('.')}. The database could not "
+                    f"mark it failed either ({unmarked.rstrip('.')}), so it stays marked "
+                    f"running with the batches it committed: once the database answers "
+                    f"again, resume it with --resume {self.run_id}.",
+                    self._summary(runs.RUNNING, self._committed, error)) from exc
             committed = runs.load(self.engine, self.run_id).checkpoint or {}
             raise JobFailed(f"Run {self.run_id} failed: {error.rstrip('.')}. Fix the cause and "
                             f"resume it with --resume {self.run_id}.",
@@ -287,16 +295,23 @@ class NightlyJob:
                 runs.write(conn, self.run_id, recs)
                 progress.add(users[-1], counts, read=t1 - t0, score=t2 - t1,
                              write=time.perf_counter() - t2)
-                runs.advance(conn, self.run_id, done, progress.checkpoint())
+                checkpoint = progress.checkpoint()
+                runs.advance(conn, self.run_id, done, checkpoint)
+            self._committed = checkpoint  # what the database holds, should it go away
             self.written += counts.recommendations
             done += 1
             bar.update(len(users))
 
-    def _mark_failed(self, error: str) -> None:
+    def _mark_failed(self, error: str) -> str | None:
+        """Mark the run failed; returns None, or why the database could not be told (it may
+        be what failed), which is logged in one line: a resume takes a run left running."""
         try:
             runs.set_status(self.engine, self.run_id, runs.FAILED, error=error)
-        except Exception:  # the database itself may be what failed
-            logger.exception("could not mark run %d failed", self.run_id)
+        except Exception as exc:
+            why = _describe(exc)
+            logger.warning("could not mark run %d failed: %s", self.run_id, why)
+            return why
+        return None
 
     def _summary(self, status: str, checkpoint: dict, error: str | None) -> dict:
         return summary(self.run_id, self.entry.id, status, self.resumed, checkpoint, error)

@@ -115,6 +115,39 @@ def test_failed_batch_rolls_back_and_resume_matches(filled_engine, sql_model_dir
     pd.testing.assert_frame_equal(rows_of(filled_engine, job.run_id), clean)
 
 
+def test_a_database_gone_for_good_leaves_the_run_running_and_says_so(
+        filled_engine, sql_model_dir, monkeypatch, caplog):
+    """The database goes away at batch 3 and does not come back to mark the run failed: the
+    job logged that with a whole traceback and then raised the database's own error. Now it
+    says so in one line and raises JobFailed, whose summary holds the two committed batches;
+    the run stays marked running, and resumes."""
+    clean = rows_of(filled_engine, score(filled_engine, sql_model_dir)["run_id"])
+    real_advance, real_status = fail_checkpoint(monkeypatch, 3), runs.set_status
+
+    def gone(engine, run_id, status, **kwargs):
+        if status == runs.FAILED:
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("server closed the "
+                                                                  "connection\nunexpectedly"))
+        return real_status(engine, run_id, status, **kwargs)
+
+    monkeypatch.setattr(runs, "set_status", gone)
+    job = NightlyJob.start(filled_engine, SOURCE, str(sql_model_dir), ScoreSettings(5, 7))
+    with caplog.at_level("WARNING", logger="recmeta"), \
+            pytest.raises(JobFailed, match="stays marked running") as failure:
+        job.run(progress=False)
+    assert f"resume it with --resume {job.run_id}" in str(failure.value)
+    assert [r.exc_info for r in caplog.records] == [None]  # one line, no traceback
+    assert "could not mark run" in caplog.text and "server closed" in caplog.text
+    summary = failure.value.summary
+    assert summary["status"] == "running" and summary["users"]["seen"] == 14
+    assert runs.load(filled_engine, job.run_id).status == "running"
+    monkeypatch.setattr(runs, "advance", real_advance)
+    monkeypatch.setattr(runs, "set_status", real_status)
+    resumed = NightlyJob.resume(filled_engine, job.run_id).run(progress=False)
+    assert resumed["status"] == "finished"
+    pd.testing.assert_frame_equal(rows_of(filled_engine, job.run_id), clean)
+
+
 def test_resuming_a_finished_run_does_nothing(filled_engine, sql_model_dir):
     first = score(filled_engine, sql_model_dir)
     again = NightlyJob.resume(filled_engine, first["run_id"]).run(progress=False)
