@@ -29,7 +29,7 @@ from recmeta.frames import integer_ids
 
 from . import registry
 from .batch import check_ratings, shown
-from .ids import align_ids
+from .ids import align_ids, plain_ids
 from .sql import SqlReader, last_per_key
 from .summary import feature_table_counts
 
@@ -68,7 +68,12 @@ def frame_from_file(path, mapping: dict[str, str | None]) -> tuple[pd.DataFrame,
         raise DataError(f"Cannot read {str(path)!r}: give a .csv, .parquet or .json file.")
     if not path.is_file():
         raise DataError(f"No file {str(path)!r}. Give the path of your interactions file.")
-    frame = readers[path.suffix.lower()](path)
+    try:
+        frame = readers[path.suffix.lower()](path)
+    except ImportError as exc:  # pandas reads Parquet through pyarrow, an optional extra
+        raise DataError(f"Reading {str(path)!r} needs pyarrow, which is not installed: "
+                        f"pip install 'recmeta[parquet]' (or pyarrow), or give a .csv "
+                        f"file. ({str(exc).splitlines()[0]})") from None
     rename = {mapping[k]: v for k, v in (("user", C.USER), ("item", C.ITEM),
                                          ("rating", C.RATING), ("time", C.TIME)) if mapping[k]}
     missing = [name for name in rename if name not in frame.columns]
@@ -78,7 +83,10 @@ def frame_from_file(path, mapping: dict[str, str | None]) -> tuple[pd.DataFrame,
                         f"--user-col, --item-col, --rating-col and --time-col (--time-col '' "
                         f"when there is no time column, --rating-col '' for implicit "
                         f"feedback).")
-    frame, dropped = _without_null_ids(frame.rename(columns=rename))
+    frame = frame.rename(columns=rename)
+    for key in (C.USER, C.ITEM):  # a Parquet UUID or DECIMAL column: its text, as from SQL
+        frame[key] = plain_ids(frame[key])
+    frame, dropped = _without_null_ids(frame)
     if C.RATING not in frame.columns:
         frame[C.RATING] = 1.0
     else:

@@ -124,6 +124,35 @@ def test_train_from_a_file(tmp_path, sql_data):
     assert "--time-col '' when there is no time column" in result.output
 
 
+def test_train_from_a_parquet_file_of_uuid_and_decimal_ids(tmp_path, sql_data,
+                                                          monkeypatch):
+    """A Parquet file's UUID and DECIMAL id columns read as uuid.UUID and Decimal: train
+    fitted the whole model, then save() refused the ids. They are their text now, as train
+    reads them from the database. Without pyarrow, pandas' ImportError was a traceback."""
+    pytest.importorskip("pyarrow")
+    import decimal
+    import uuid
+    frame = sql_data.X.assign(rating=sql_data.y)
+    frame["user_id"] = [decimal.Decimal(f"{u}.00") for u in frame["user_id"]]
+    frame["item_id"] = [uuid.UUID(int=int(i)) for i in frame["item_id"]]
+    path = tmp_path / "ratings.parquet"
+    frame.to_parquet(path, index=False)
+    assert isinstance(pd.read_parquet(path)["item_id"].iloc[0], uuid.UUID)
+    invoke("train", "--file", path, "--time-col", "", "--out", tmp_path / "m",
+           "--param", "max_epochs=1")
+    model = MetaRecommender.load(tmp_path / "m")
+    first = sql_data.X["item_id"].iloc[0]
+    assert str(uuid.UUID(int=int(first))) in set(model.items_.ids)
+    assert set(model.users_.ids) == {str(u) for u in sql_data.X["user_id"]}
+    monkeypatch.setattr(pd, "read_parquet", lambda path: (_ for _ in ()).throw(
+        ImportError("Unable to find a usable engine")))
+    result = invoke("train", "--file", path, "--time-col", "", "--out", tmp_path / "m2",
+                    ok=False)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "needs pyarrow, which is not installed: pip install 'recmeta[parquet]'" in (
+        " ".join(result.output.split()))
+
+
 @pytest.mark.parametrize("args, message", [
     (["--param", "max_epochs=-1"], "max_epochs"),
     (["--param", "no_such_param=1"], "no_such_param"),
