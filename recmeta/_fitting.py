@@ -318,6 +318,12 @@ class FitSteps:
             return "binary"
         return "huber" if self.meta_loss == "auto" else self.meta_loss
 
+    def _hidden_loss(self, objective: str) -> str | None:
+        """What meta-training scores the rows whose item id ``id_dropout`` hid by (the rows
+        that teach how a new item is scored, from its features alone): for ratings with
+        ``meta_loss`` "auto", the absolute error; else None, the meta-loss of every row."""
+        return "absolute" if objective != "binary" and self.meta_loss == "auto" else None
+
     def _loop(self, objective: str) -> InnerLoop:
         return InnerLoop(self.inner_steps, objective, first_order=self.method == "fomaml",
                          shrinkage=self.shrinkage, ridge=self.factor_ridge)
@@ -343,6 +349,7 @@ class FitSteps:
         sampler = EpisodeSampler(self.max_history, self.query_size,
                                  self.negatives if objective == "binary" else 0, len(items))
         settings = TrainSettings(self._loop(objective), self.method, self._meta_loss(objective),
+                                 hidden_loss=self._hidden_loss(objective),
                                  rank_weight=self.rank_weight,
                                  init_weight=self.init_weight, outer_lr=self.outer_lr,
                                  batch_size=self.batch_size, max_epochs=self.max_epochs,

@@ -69,10 +69,15 @@ class InnerLoop:
                 and getattr(module, "has_factor", False))
 
 
-def pointwise_loss(pred: Tensor, target: Tensor, objective: str) -> Tensor:
+def pointwise_loss(pred: Tensor, target: Tensor, objective: str,
+                   hidden: Tensor | None = None, hidden_objective: str | None = None) -> Tensor:
     """Per-row loss: ``(pred - y)^2`` for ratings (``|pred - y|`` for ``"absolute"`` and
     Huber's ``e^2 / 2`` within ``HUBER_DELTA`` of y, ``|e| - 1/2`` past it, for ``"huber"``:
-    meta-losses only), logistic loss on logits for 0/1 feedback."""
+    meta-losses only), logistic loss on logits for 0/1 feedback. Rows where ``hidden`` is
+    true (a bool tensor of ``pred``'s shape) take ``hidden_objective`` instead, when given."""
+    if hidden is not None and hidden_objective not in (None, objective):
+        return torch.where(hidden, pointwise_loss(pred, target, hidden_objective),
+                           pointwise_loss(pred, target, objective))
     if objective == "squared":
         return (pred - target) ** 2
     if objective == "absolute":
@@ -82,10 +87,12 @@ def pointwise_loss(pred: Tensor, target: Tensor, objective: str) -> Tensor:
     return F.binary_cross_entropy_with_logits(pred, target, reduction="none")
 
 
-def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, objective: str) -> Tensor:
+def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, objective: str,
+                hidden: Tensor | None = None, hidden_objective: str | None = None) -> Tensor:
     """``sum(mask * loss) / max(sum(mask), 1)`` over the last dim: the mean over a user's real
-    rows, 0 for an empty set. ``[L] -> []``, ``[B, L] -> [B]``."""
-    rows = pointwise_loss(pred, target, objective) * mask
+    rows, 0 for an empty set. ``[L] -> []``, ``[B, L] -> [B]``. Rows where ``hidden`` is
+    true (a bool tensor of ``pred``'s shape) take ``hidden_objective`` instead, when given."""
+    rows = pointwise_loss(pred, target, objective, hidden, hidden_objective) * mask
     return rows.sum(-1) / mask.sum(-1).clamp(min=1.0)
 
 

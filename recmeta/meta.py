@@ -80,6 +80,13 @@ class MetaLearner(nn.Module):
     blend : Blend, default=None
         When given, adapting a user also folds it into the ALS, and scoring blends the two
         (see :mod:`recmeta.blend`). Meta-training never uses it.
+
+    Attributes
+    ----------
+    hidden : Tensor or None
+        The item rows whose id (any ``id_dropout`` field) the last :meth:`vectors` call hid,
+        a bool tensor of its ``item_index``'s shape; None when it hid none. The rows that
+        teach how a new item is scored, which a meta-loss may score by their own loss.
     """
 
     def __init__(self, scorer: Scorer, adapt: str = "mlp", inner_lr: float = 0.1,
@@ -90,6 +97,7 @@ class MetaLearner(nn.Module):
         self.blend = blend
         self.id_dropout = dict(id_dropout or {})
         self.generator: torch.Generator | None = None
+        self.hidden: Tensor | None = None
         self.adapt_all = adapt == "all"
         self.lr = nn.ParameterDict({
             _key(name): nn.Parameter(torch.full_like(p, inner_lr) if learn_lr
@@ -120,11 +128,13 @@ class MetaLearner(nn.Module):
         if FOLD_KEY in user_rows and item_index.dim() == 2:  # [B, L]: the users' own rows
             # each item row reads its user's fold of the item vectors
             item_rows[FOLD_KEY] = user_rows[FOLD_KEY].unsqueeze(-1).expand(item_index.shape)
+        self.hidden = None
         if self.training:
             for name, p in self.id_dropout.items():
                 drop = torch.rand(item_rows[name].shape, generator=self.generator,
                                   device=item_rows[name].device) < p
                 item_rows[name] = item_rows[name].masked_fill(drop, UNKNOWN)
+                self.hidden = drop if self.hidden is None else self.hidden | drop
         if self.adapt_all:
             return user_rows, item_rows
         return self.scorer.user(user_rows), self.scorer.item(item_rows)
@@ -241,44 +251,53 @@ class MetaLearner(nn.Module):
 
     def query_loss(self, users: Table, items: Table, support: Batch, query: Batch,
                    loop: InnerLoop, loss: str | None = None, rank_weight: float = 0.0,
-                   init_weight: float = 0.0) -> Tensor:
+                   init_weight: float = 0.0, hidden_loss: str | None = None) -> Tensor:
         """Mean over users of the query loss after adapting on the support set: ``loss``
         (see :func:`~recmeta.adaptation.pointwise_loss`), by default the inner objective,
-        plus ``rank_weight`` times the listwise loss of the query rows' order
-        (:func:`~recmeta.adaptation.listwise_loss`), plus ``init_weight`` times the
-        initialisation's own loss, unadapted, over the user's support and query rows (the
-        pooled objective, which a user with no history is served by)."""
+        and ``hidden_loss`` on the rows whose item id ``id_dropout`` hid, when given (the
+        rows that teach how a new item is scored); plus ``rank_weight`` times the listwise
+        loss of the query rows' order (:func:`~recmeta.adaptation.listwise_loss`), plus
+        ``init_weight`` times the initialisation's own loss, unadapted, over the user's
+        support and query rows (the pooled objective, which a user with no history is
+        served by)."""
         both = torch.cat([support.items, query.items], dim=1)  # every row the user shows
         if self.adapt_all:
             fast = self.adapt(users, items, support, loop)
             pred = self.score(users, items, fast, query.users, query.items)
+            hidden = self.hidden
             if init_weight:  # the adapted path embedded support and query rows apart
                 vectors = self.vectors(users, items, support.users, both)
+                hidden_both = self.hidden
         else:  # embed support and query items in one go
             width = support.items.shape[1]
             vectors = user, item = self.vectors(users, items, support.users, both)
+            hidden_both = self.hidden
+            hidden = None if hidden_both is None else hidden_both[:, width:]
             params, lrs, dims = self.start(user)
             fast = adapt(self.adapted, params, lrs, (item[:, :width],), support.target,
                          support.mask, loop, param_dims=dims)
             pred = score(self.adapted, fast, (item[:, width:],))
         objective = loss or loop.objective
-        total = masked_loss(pred, query.target, query.mask, objective)
+        total = masked_loss(pred, query.target, query.mask, objective, hidden, hidden_loss)
         if rank_weight:
             total = total + rank_weight * listwise_loss(pred, query.target, query.mask)
         if init_weight:
             initial = self.reference(*vectors)
             total = total + init_weight * masked_loss(
                 initial, torch.cat([support.target, query.target], dim=1),
-                torch.cat([support.mask, query.mask], dim=1), objective)
+                torch.cat([support.mask, query.mask], dim=1), objective, hidden_both,
+                hidden_loss)
         return total.mean()
 
     def pooled_loss(self, users: Table, items: Table, batches: list[Batch],
-                    objective: str) -> Tensor:
-        """The non-meta objective: the initialisation's loss over every row, pooled."""
+                    objective: str, hidden_loss: str | None = None) -> Tensor:
+        """The non-meta objective: the initialisation's loss over every row, pooled (with
+        ``hidden_loss`` on the rows whose item id ``id_dropout`` hid, when given)."""
         total, count = 0.0, 0.0
         for batch in batches:
             pred = self.reference(*self.vectors(users, items, batch.users, batch.items))
-            total = total + (pointwise_loss(pred, batch.target, objective) * batch.mask).sum()
+            rows = pointwise_loss(pred, batch.target, objective, self.hidden, hidden_loss)
+            total = total + (rows * batch.mask).sum()
             count = count + batch.mask.sum()
         return total / max(float(count), 1.0)
 

@@ -75,6 +75,7 @@ class TrainSettings:
     loop: InnerLoop
     method: str = "maml"
     meta_loss: str | None = None  # the loss on query rows; None: the inner objective
+    hidden_loss: str | None = None  # on rows whose item id id_dropout hid; None: meta_loss
     rank_weight: float = 0.0  # weight of the listwise loss of the query rows' order
     init_weight: float = 0.0  # weight of the unadapted initialisation's loss (training only)
     outer_lr: float = 1e-3
@@ -119,7 +120,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.pooled:
             loss = learner.pooled_loss(self.users, self.items, [support, query],
-                                       self.settings.meta_loss or loop.objective)
+                                       self.settings.meta_loss or loop.objective,
+                                       self.settings.hidden_loss)
             loss.backward()
             total = float(loss.detach())
         else:  # the batch's mean query loss, a group of users at a time (see _groups)
@@ -157,7 +159,8 @@ class Trainer:
         the initialisation's own loss (``init_weight``): it watches adapted users only."""
         settings = self.settings
         return self.learner.query_loss(self.users, self.items, support, query, settings.loop,
-                                       settings.meta_loss, settings.rank_weight, init_weight)
+                                       settings.meta_loss, settings.rank_weight, init_weight,
+                                       settings.hidden_loss)
 
     def evaluation_step(self, support: Batch, query: Batch) -> float:
         """Query loss after adapting, without updating anything."""

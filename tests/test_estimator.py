@@ -532,7 +532,7 @@ def test_meta_loss_and_rank_weight_reach_the_trainer_binary_feedback_refuses_one
     init = training.Trainer.__init__
 
     def spy(self, learner, users, items, histories, sampler, settings, device):
-        seen.append((settings.meta_loss, settings.rank_weight))
+        seen.append((settings.meta_loss, settings.hidden_loss, settings.rank_weight))
         init(self, learner, users, items, histories, sampler, settings, device)
 
     monkeypatch.setattr(training.Trainer, "__init__", spy)
@@ -543,8 +543,10 @@ def test_meta_loss_and_rank_weight_reach_the_trainer_binary_feedback_refuses_one
     MetaRecommender(**small, meta_loss="huber").fit(data.X, data.y)
     clicks = make_synthetic(n_users=60, n_items=40, implicit=True, random_state=2)
     MetaRecommender(**small).fit(clicks.X, clicks.y)
-    assert seen == [("huber", 0.0), ("absolute", 0.5), ("squared", 0.0), ("huber", 0.0),
-                    ("binary", 0.0)]
+    # "auto": Huber's loss, and the absolute error on the rows whose item id is hidden;
+    # a loss named is every row's
+    assert seen == [("huber", "absolute", 0.0), ("absolute", None, 0.5),
+                    ("squared", None, 0.0), ("huber", None, 0.0), ("binary", None, 0.0)]
     with pytest.raises(InvalidParameterError, match="meta_loss='absolute' applies to ratings"):
         MetaRecommender(**small, meta_loss="absolute").fit(clicks.X, clicks.y)
     with pytest.raises(InvalidParameterError, match="'meta_loss'"):

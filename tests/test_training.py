@@ -105,6 +105,54 @@ def test_the_initialisation_term_trains_but_validation_leaves_it_out():
     np.testing.assert_allclose(seen[2.0][1], adapted + 2.0 * initial, rtol=1e-5)
 
 
+@pytest.mark.parametrize("adapted", ["mlp", "all"])
+def test_query_rows_whose_item_id_is_hidden_take_the_hidden_loss(adapted, monkeypatch):
+    """``hidden_loss`` scores the query rows whose item id ``id_dropout`` hid, the meta-loss
+    the others: against each row scored, in a Python loop, by the loss its own draw calls
+    for (the draw repeated from the same seed), then the mean per user and over users."""
+    from recmeta import MetaRecommender, make_synthetic
+    from recmeta import meta as meta_module
+
+    data = make_synthetic(n_users=60, n_items=30, random_state=0)
+    model = MetaRecommender(max_epochs=1, random_state=0, verbose=0, device="cpu",
+                            id_dropout=0.5, adapted=adapted, embedding_dim=8,
+                            hidden=(16, 16)).fit(data.X, data.y)
+    learner, loop = model.learner_, model._loop("squared")
+    users, items = model.users_.tensors("cpu"), model.items_.tensors("cpu")
+    support, query = EpisodeSampler(max_support=20, query_size=5).sample(
+        model.histories_, np.arange(40), np.random.default_rng(0))
+    seen = []
+    real = meta_module.masked_loss
+    monkeypatch.setattr(meta_module, "masked_loss",
+                        lambda pred, *rest: seen.append(pred.detach()) or real(pred, *rest))
+    learner.train()
+    learner.generator = torch.Generator().manual_seed(7)
+    got = float(learner.query_loss(users, items, support, query, loop, "huber",
+                                   hidden_loss="absolute").detach())
+    learner.generator = torch.Generator().manual_seed(7)  # the same draw again
+    if adapted == "all":  # support rows embedded, then query rows
+        learner.vectors(users, items, support.users, support.items)
+        learner.vectors(users, items, query.users, query.items)
+        hidden = learner.hidden
+    else:  # support and query rows in one go
+        both = torch.cat([support.items, query.items], dim=1)
+        learner.vectors(users, items, support.users, both)
+        hidden = learner.hidden[:, support.items.shape[1]:]
+    [pred] = seen
+    assert 0 < int((hidden & (query.mask > 0)).sum()) < int(query.mask.sum())
+    per_user = []
+    for b in range(len(query.users)):
+        rows = []
+        for j in range(query.items.shape[1]):
+            if query.mask[b, j] > 0:
+                e = float(pred[b, j] - query.target[b, j])
+                rows.append(abs(e) if hidden[b, j] else
+                            (e * e / 2 if abs(e) <= 1.0 else abs(e) - 0.5))
+        per_user.append(np.mean(rows) if rows else 0.0)
+    np.testing.assert_allclose(got, np.mean(per_user), rtol=1e-5)
+    learner.eval()
+
+
 def test_length_groups_are_the_cheapest_split_of_the_sorted_lengths():
     """Against every way of cutting the sorted lengths into contiguous groups."""
     from itertools import combinations
