@@ -48,6 +48,8 @@ BASELINES = {"global": B.GlobalMean, "item": B.ItemMean, "popularity": B.Popular
 NEURAL = ("metasgd", "maml", "fomaml", "supervised", "supervised-ft", "metasgd-implicit")
 METHODS = (*BASELINES, *NEURAL)
 CLASSIC = tuple(BASELINES)
+RANKERS = (*(n for n, c in BASELINES.items() if not c.predicts_ratings),
+           *(n for n in NEURAL if n.endswith("-implicit")))  # they predict no rating
 
 
 @dataclass

@@ -8,7 +8,8 @@
     each new user is shown ``k`` of its ratings for ``k`` in ``ks``, then its 10 query
     ratings are predicted (MAE, RMSE) and a candidate list of its query items plus 100 items
     it never rated is ranked (nDCG@10 and Recall@10, relevant = a query rating of 4 or more,
-    or of ``relevant_from``).
+    or of ``relevant_from``). On 0/1 feedback (every rating 0 or 1) the curves rank alone:
+    no MAE or RMSE (see :func:`support_curves`).
 
 Every result row is (protocol, dataset, setting, method, seed, metric, value); every fit
 adds a row to the timings (protocol, dataset, method, seed, seconds, n_epochs, best_epoch,
@@ -177,6 +178,11 @@ def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int
         1 to 5); there must be one.
     max_test_users, max_train_users : int, default=None
         Bounds on the new users evaluated and the training users kept, for quick runs.
+
+    On 0/1 feedback (every rating 0 or 1) no MAE or RMSE is computed, only nDCG and Recall:
+    the neural methods then predict the probability of an interaction (learnt with sampled
+    negatives) and the rating baselines a mean of 0s and 1s, whose errors are not
+    comparable.
     """
     if not (data.ratings[C.RATING] >= relevant_from).any():
         low, high = data.ratings[C.RATING].min(), data.ratings[C.RATING].max()
@@ -184,6 +190,7 @@ def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int
                         f"from {low:g} to {high:g}), so no item would be relevant to nDCG and "
                         f"Recall. Set the rating from which an item counts as relevant "
                         f"(--relevant-from; MovieLens' is 4 of 5).")
+    binary = bool(data.ratings[C.RATING].isin((0, 1)).all())  # 0/1 feedback: ranked alone
     collect = _Collector("curves", data.name)
     for seed in seeds:
         rng = np.random.default_rng(seed)
@@ -198,7 +205,7 @@ def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int
             for k in ks:
                 support = split.support(k)
                 values = {}
-                if method.predicts_ratings:
+                if method.predicts_ratings and not binary:
                     pred = method.predict(split.query, support)
                     values |= _errors(split.query, pred)
                 scores = method.scores(split.candidates, support)

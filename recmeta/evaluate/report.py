@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..datasets import MELU_STATES
-from .methods import CLASSIC, METHODS
+from .methods import CLASSIC, METHODS, RANKERS
 from .protocols import Results
 
 LOWER_IS_BETTER = ("MAE", "RMSE")
@@ -204,6 +204,8 @@ def markdown(results: Results, title: str = "recmeta evaluation", notes: str = "
     curves = summary[summary.protocol == "curves"]
     for dataset in dict.fromkeys(curves.dataset):
         parts.append(f"## (b) New users, metric against support size k ({dataset})")
+        if _ranked_alone(curves[curves.dataset == dataset]):
+            parts.append(_binary_note(dataset))
         for metric in dict.fromkeys(curves[curves.dataset == dataset].metric):
             wide = table(summary, "curves", dataset, metric)
             parts.append(f"### {metric}\n\n" + _md(wide.rename(columns=lambda k: f"k={k}")))
@@ -220,6 +222,21 @@ def markdown(results: Results, title: str = "recmeta evaluation", notes: str = "
         parts.append("## Plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({Path(p).name})"
                                                   for p in images))
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _ranked_alone(rows: pd.DataFrame) -> bool:
+    """Whether one data set's curves ran on 0/1 feedback: a method that predicts ratings
+    ran, yet no MAE was computed (:func:`~recmeta.evaluate.support_curves` computes none on
+    such data). Read from the results, so a merged report says it too."""
+    return not (rows.metric == "MAE").any() and (~rows.method.isin(RANKERS)).any()
+
+
+def _binary_note(dataset: str) -> str:
+    return (f"`{dataset}` holds 0/1 feedback (every rating 0 or 1): the methods are compared "
+            f"on ranking alone (nDCG@10 and Recall@10). No MAE or RMSE: on such data the "
+            f"neural methods predict the probability of an interaction, learnt with sampled "
+            f"negatives, and the rating baselines a mean of 0s and 1s, so their errors do not "
+            f"compare.")
 
 
 def _legend() -> str:
