@@ -4,6 +4,9 @@ feedback, another rating scale, a few users, malformed frames and other delimite
 Small synthetic data and a tiny network, as in ``test_evaluate.py``.
 """
 
+import warnings
+
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -11,7 +14,7 @@ from click.testing import CliRunner
 from recmeta import datasets as D
 from recmeta import make_synthetic
 from recmeta.cli import main
-from recmeta.evaluate import markdown, support_curves
+from recmeta.evaluate import markdown, new_users, support_curves
 
 TINY = {"max_epochs": 1, "embedding_dim": 4, "hidden": [8], "inner_steps": 2, "batch_size": 16}
 
@@ -30,6 +33,10 @@ def evaluate(path, out, *extra, methods="bias,popularity", params=None):
     for key, value in (params or {}).items():
         args += ["--param", f"{key}={value}".replace(" ", "")]
     return CliRunner().invoke(main, args)
+
+
+def relevance_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught if "relevant_from" in str(w.message)]
 
 
 
@@ -65,4 +72,54 @@ def test_ratings_keep_their_errors(synthetic):
     results = support_curves(synthetic.subset(ratings), ["bias"], seeds=(0,), ks=(0, 3),
                              n_unrated=10, relevant_from=3)
     assert {"MAE", "RMSE"} <= set(results.metrics.metric)
-    assert "0/1 feedback" not in markdown(results)
+    assert "holds 0/1 feedback" not in markdown(results)
+
+
+# ------------------------------------------------------------------ relevance threshold
+def test_another_scale_warns_that_relevance_is_movielens(synthetic, tmp_path):
+    """On a 2-to-10 scale nDCG@10 and Recall@10 silently counted 4 or more as relevant
+    (MovieLens' 4 of 5): most of the scale. Unset, that is now said in one line naming
+    relevant_from (--relevant-from); set, or on a 1-to-5 scale, nothing is said, and
+    MovieLens' threshold is unchanged."""
+    ten = synthetic.subset(synthetic.ratings.assign(rating=synthetic.ratings.rating * 2))
+    run = dict(seeds=(0,), ks=(0, 3), n_unrated=10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        default = support_curves(ten, ["bias"], **run)
+    said = relevance_warnings(caught)
+    assert len(said) == 1 and "\n" not in said[0]
+    assert said[0].startswith("The ratings of 'synthetic' run from 2 to 10, not 1 to 5, "
+                              "yet nDCG@10 and Recall@10 count one of 4 or more as relevant")
+    assert "relevant_from (--relevant-from on the command line)" in said[0]
+    assert caught[0].filename == __file__  # points at the caller's line
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        four = support_curves(ten, ["bias"], relevant_from=4, **run)
+        eight = support_curves(ten, ["bias"], relevant_from=8, **run)
+        movielens = support_curves(synthetic, ["bias"], **run)
+    assert relevance_warnings(caught) == []
+    pd.testing.assert_frame_equal(default.metrics, four.metrics)  # the default is still 4
+    assert not np.allclose(eight.metrics.value, four.metrics.value)
+    split = new_users(synthetic.ratings, np.random.default_rng(0), 0.2, 3, 10, 100)
+    assert movielens.counts.ranked_users.tolist() == [
+        split.candidates.groupby("user_id").relevant.any().sum()]  # 4 or more, as before
+    # the command line says it once, as one line of its own, and runs on
+    ten.ratings.to_csv(tmp_path / "synthetic.csv", index=False)
+    result = evaluate(tmp_path / "synthetic.csv", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "--relevant-from" in line]
+    assert lines == [f"recmeta: warning: {said[0]}"]
+    result = evaluate(tmp_path / "synthetic.csv", tmp_path / "out", "--relevant-from", "8")
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
+
+
+def test_01_feedback_counts_a_1_as_relevant(synthetic, tmp_path):
+    """0/1 feedback has no rating of 4: the run was refused unless --relevant-from was
+    set. A 1 is now what is relevant there, unless it is set."""
+    ones = synthetic.ratings.assign(rating=1)
+    ones.to_csv(tmp_path / "ones.csv", index=False)
+    result = evaluate(tmp_path / "ones.csv", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    counts = pd.read_csv(tmp_path / "out" / "counts.csv")
+    assert counts.ranked_users.tolist() == counts.users.tolist()  # each query item is a 1
+    assert "warning" not in result.output

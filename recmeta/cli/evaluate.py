@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import click
@@ -11,7 +12,7 @@ from ..evaluate.methods import METHODS
 from ..evaluate.protocols import KS
 from ..evaluate.runner import DATASETS, PROTOCOLS, EvaluationConfig, run
 from ..exceptions import DataError
-from ._common import JobError, UsageError, parse_value
+from ._common import JobError, UsageError, note, parse_value
 
 
 def _ints(ctx, param, value: str) -> tuple[int, ...]:
@@ -63,9 +64,10 @@ def _params(ctx, param, values: tuple[str, ...]) -> dict:
 @click.option("--seeds", default="0,1,2", show_default=True, callback=_ints)
 @click.option("--ks", default=",".join(map(str, KS)), show_default=True, callback=_ints,
               help="Support sizes of the curves.")
-@click.option("--relevant-from", type=float, default=4.0, show_default=True,
+@click.option("--relevant-from", type=float,
               help="The curves' nDCG@10 and Recall@10 count a held-out rating at or above "
-                   "this as relevant (MovieLens: 4 of 5); set it for your own scale.")
+                   "this as relevant; set it for your own scale. [default: 4, MovieLens' 4 "
+                   "of 5; 1 on 0/1 feedback]")
 @click.option("--param", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
               help="A MetaRecommender parameter for the neural methods (repeatable), "
                    "e.g. --param max_epochs=10 --param hidden=32,32. Values are JSON or "
@@ -102,13 +104,26 @@ def evaluate(data_dir, protocols, datasets, ratings, users, items, methods, seed
         max_users=max_users, max_train_users=max_train_users, train_users=train_users,
         out=out, plots=not no_plots)
     try:
-        _, path = run(config, progress=lambda line: click.echo(line, err=True))
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line(warnings.showwarning)
+            _, path = run(config, progress=lambda line: click.echo(line, err=True))
     except DataError as exc:
         raise UsageError(str(exc)) from None
     except ImportError as exc:
         raise JobError(str(exc)) from None
     click.echo(path.read_text(encoding="utf-8"))
     click.echo(f"Report written to {path}", err=True)
+
+
+def _one_line(show):
+    """A ``showwarning`` that says each UserWarning (recmeta's, about the data) as one line
+    on stderr, ``recmeta: warning: ...``, and hands other warnings to ``show``."""
+    def say(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning):
+            note(f"warning: {message}")
+        else:
+            show(message, category, filename, lineno, file, line)
+    return say
 
 
 def _check_own_data(ratings, users, items) -> None:

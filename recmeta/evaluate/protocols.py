@@ -8,8 +8,8 @@
     each new user is shown ``k`` of its ratings for ``k`` in ``ks``, then its 10 query
     ratings are predicted (MAE, RMSE) and a candidate list of its query items plus 100 items
     it never rated is ranked (nDCG@10 and Recall@10, relevant = a query rating of 4 or more,
-    or of ``relevant_from``). On 0/1 feedback (every rating 0 or 1) the curves rank alone:
-    no MAE or RMSE (see :func:`support_curves`).
+    a 1 on 0/1 feedback, or of ``relevant_from``). On 0/1 feedback (every rating 0 or 1) the
+    curves rank alone: no MAE or RMSE (see :func:`support_curves`).
 
 Every result row is (protocol, dataset, setting, method, seed, metric, value); every fit
 adds a row to the timings (protocol, dataset, method, seed, seconds, n_epochs, best_epoch,
@@ -25,6 +25,7 @@ training state) ever steer training; the reported query sets never do.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ from .splits import RELEVANT, new_users, support_query
 logger = logging.getLogger("recmeta")
 
 KS = (0, 1, 3, 5, 10, 20)
+RELEVANT_FROM = 4.0  # MovieLens' 4 of 5: the curves' relevance threshold on ratings
 RESULT_COLUMNS = ["protocol", "dataset", "setting", "method", "seed", "metric", "value"]
 TIMING_COLUMNS = ["protocol", "dataset", "method", "seed", "seconds", "n_epochs", "best_epoch",
                   "blend_weight"]
@@ -153,7 +155,8 @@ def melu_states(melu: MeluData, methods: Sequence[str], seeds: Sequence[int] = (
 
 def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int] = (0, 1, 2),
                    *, ks: Sequence[int] = KS, n_query: int = 10, n_unrated: int = 100,
-                   test_fraction: float = 0.2, k_top: int = 10, relevant_from: float = 4.0,
+                   test_fraction: float = 0.2, k_top: int = 10,
+                   relevant_from: float | None = None,
                    max_test_users: int | None = None, max_train_users: int | None = None,
                    neural_params: dict | None = None,
                    progress: Callable[[str], None] | None = None) -> Results:
@@ -173,9 +176,10 @@ def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int
         Share of users held out as new users.
     k_top : int, default=10
         The cut-off of nDCG and Recall.
-    relevant_from : float, default=4.0
-        A held-out rating at or above it is relevant to nDCG and Recall (4 of MovieLens'
-        1 to 5); there must be one.
+    relevant_from : float, default=None
+        A held-out rating at or above it is relevant to nDCG and Recall; there must be one.
+        None: 4, as on MovieLens' 1 to 5 (with a warning where the ratings do not run up to
+        5), and 1 on 0/1 feedback.
     max_test_users, max_train_users : int, default=None
         Bounds on the new users evaluated and the training users kept, for quick runs.
 
@@ -184,13 +188,22 @@ def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int
     negatives) and the rating baselines a mean of 0s and 1s, whose errors are not
     comparable.
     """
+    binary = bool(data.ratings[C.RATING].isin((0, 1)).all())  # 0/1 feedback: ranked alone
+    given, relevant_from = relevant_from, relevance_threshold(data.ratings, relevant_from)
     if not (data.ratings[C.RATING] >= relevant_from).any():
         low, high = data.ratings[C.RATING].min(), data.ratings[C.RATING].max()
         raise DataError(f"No rating of {data.name!r} is {relevant_from:g} or more (they run "
                         f"from {low:g} to {high:g}), so no item would be relevant to nDCG and "
                         f"Recall. Set the rating from which an item counts as relevant "
-                        f"(--relevant-from; MovieLens' is 4 of 5).")
-    binary = bool(data.ratings[C.RATING].isin((0, 1)).all())  # 0/1 feedback: ranked alone
+                        f"(relevant_from, --relevant-from on the command line; MovieLens' is "
+                        f"4 of 5).")
+    if given is None and not binary and data.ratings[C.RATING].max() != 5:
+        low, high = data.ratings[C.RATING].min(), data.ratings[C.RATING].max()
+        warnings.warn(f"The ratings of {data.name!r} run from {low:g} to {high:g}, not 1 to 5, "
+                      f"yet nDCG@{k_top} and Recall@{k_top} count one of {relevant_from:g} or "
+                      f"more as relevant (MovieLens' 4 of 5). Set relevant_from "
+                      f"(--relevant-from on the command line) to the rating from which an "
+                      f"item is relevant on your scale.", UserWarning, stacklevel=2)
     collect = _Collector("curves", data.name)
     for seed in seeds:
         rng = np.random.default_rng(seed)
@@ -214,6 +227,14 @@ def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int
             if progress is not None:
                 progress(f"curves {data.name} seed {seed}: {name} done")
     return collect.results()
+
+
+def relevance_threshold(ratings: pd.DataFrame, relevant_from: float | None = None) -> float:
+    """The rating from which the curves count a held-out item as relevant: ``relevant_from``
+    where set, else a 1 on 0/1 feedback (every rating 0 or 1) and 4 on any other scale."""
+    if relevant_from is not None:
+        return float(relevant_from)
+    return 1.0 if ratings[C.RATING].isin((0, 1)).all() else RELEVANT_FROM
 
 
 def _errors(query: pd.DataFrame, pred: np.ndarray) -> dict:

@@ -250,8 +250,8 @@ def _counts_legend() -> str:
             "is a mean over these users, so the fewer they are, the noisier it is. `query "
             "ratings`: the held-out ratings that MAE and RMSE (and in (a) nDCG) are computed "
             "on. `users ranked`: in (b), the users with a relevant candidate (a query rating "
-            "of 4 or more, or of `relevant_from` where set), the only ones nDCG@10 and "
-            "Recall@10 average over.")
+            "of 4 or more, a 1 on 0/1 feedback, or of `relevant_from` where set), the only "
+            "ones nDCG@10 and Recall@10 average over.")
 
 
 def _cell(mean: float, std: float) -> str:

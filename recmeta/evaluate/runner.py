@@ -19,7 +19,7 @@ from .. import columns as C
 from ..datasets import RatingData, load_melu, load_movielens_1m, load_movielens_100k
 from ..exceptions import DataError
 from .methods import METHODS
-from .protocols import KS, Results, melu_states, support_curves
+from .protocols import KS, RELEVANT_FROM, Results, melu_states, relevance_threshold, support_curves
 from .report import write_report
 
 logger = logging.getLogger("recmeta")
@@ -42,7 +42,7 @@ class EvaluationConfig:
     methods: tuple[str, ...] = METHODS
     seeds: tuple[int, ...] = (0, 1, 2)
     ks: tuple[int, ...] = KS
-    relevant_from: float = 4.0
+    relevant_from: float | None = None  # None: 4 (MovieLens' 4 of 5), 1 on 0/1 feedback
     neural_params: dict = field(default_factory=dict)
     max_users: int | None = None
     max_train_users: int | None = None
@@ -72,9 +72,11 @@ def run(config: EvaluationConfig, progress: Callable[[str], None] | None = None
     config.check()
     started = time.perf_counter()
     results = Results()
+    relevant = RELEVANT_FROM if config.relevant_from is None else config.relevant_from
     if config.ratings is not None:
         data = own_data(config.ratings, config.users, config.items)
         results += _curves(data, config, progress)
+        relevant = relevance_threshold(data.ratings, config.relevant_from)
     else:
         if "melu" in config.protocols:
             melu = load_melu(config.data_dir / "ml-1m" / "melu")
@@ -87,7 +89,7 @@ def run(config: EvaluationConfig, progress: Callable[[str], None] | None = None
         if "curves" in config.protocols:
             for name in config.datasets:
                 results += _curves(load_named(config.data_dir, name), config, progress)
-    notes = _notes(config, time.perf_counter() - started)
+    notes = _notes(config, time.perf_counter() - started, relevant)
     path = write_report(results, config.out, notes=notes, plots=config.plots)
     return results, path
 
@@ -148,9 +150,10 @@ def _curves(data: RatingData, config: EvaluationConfig, progress) -> Results:
                           max_train_users=config.max_train_users, progress=progress)
 
 
-def _notes(config: EvaluationConfig, seconds: float) -> str:
-    """The report's header: where and how long it ran, and the settings of what ran."""
-    settings = asdict(config) | _what_ran(config)
+def _notes(config: EvaluationConfig, seconds: float, relevant_from: float) -> str:
+    """The report's header: where and how long it ran, and the settings of what ran
+    (``relevant_from``: the threshold the curves used, set or not)."""
+    settings = asdict(config) | _what_ran(config) | {"relevant_from": relevant_from}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()
                 if v not in (None, {}, (), "") and k != "notes"}
     lines = [f"- `{k}`: {v}" for k, v in settings.items()]
