@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from recmeta import datasets as D
 from recmeta import make_synthetic
 from recmeta.cli import main
-from recmeta.evaluate import markdown, new_users, support_curves
+from recmeta.evaluate import Results, markdown, new_users, support_curves
 
 TINY = {"max_epochs": 1, "embedding_dim": 4, "hidden": [8], "inner_steps": 2, "batch_size": 16}
 
@@ -123,3 +123,45 @@ def test_01_feedback_counts_a_1_as_relevant(synthetic, tmp_path):
     counts = pd.read_csv(tmp_path / "out" / "counts.csv")
     assert counts.ranked_users.tolist() == counts.users.tolist()  # each query item is a 1
     assert "warning" not in result.output
+
+
+# --------------------------------------------------------------------------- few users
+def judged(users: int) -> Results:
+    """Results of one data set where metasgd beats the baselines, scored on ``users``."""
+    values = {("popularity", "nDCG@10"): 0.40, ("bias", "nDCG@10"): 0.30,
+              ("bias", "MAE"): 0.80, ("metasgd", "nDCG@10"): 0.45, ("metasgd", "MAE"): 0.79}
+    metrics = pd.DataFrame([("curves", "mine", 3, method, 0, metric, value)
+                            for (method, metric), value in values.items()],
+                           columns=["protocol", "dataset", "setting", "method", "seed",
+                                    "metric", "value"])
+    counts = pd.DataFrame([("curves", "mine", "every k", 0, users, 10 * users, users)],
+                          columns=["protocol", "dataset", "setting", "seed", "users",
+                                   "query_ratings", "ranked_users"])
+    return Results(metrics, counts=counts)
+
+
+def test_few_users_get_margins_not_verdicts(synthetic, tmp_path):
+    """A file of a few users got "yes" / "NO" verdicts on differences well within the
+    noise of a mean over so few. Under 100 users the report (which the command prints)
+    shows the margins without a verdict, and says why."""
+    many, few = markdown(judged(100)), markdown(judged(99))
+    assert "| metasgd MAE | yes +0.0100 (bias) |" in many
+    assert "not meaningful" not in many
+    assert "| metasgd MAE | +0.0100 (bias) |" in few
+    assert "yes +" not in few and "NO " not in few
+    assert ("Only 99 users were evaluated in (b) mine: differences between methods are not "
+            "meaningful at that size") in few
+    # a ranked count under 100 is what counts for nDCG@10, however many users were scored
+    ranked = judged(500)
+    ranked.counts["ranked_users"] = 40
+    assert "Only 40 users were evaluated in (b) mine" in markdown(ranked)
+    assert "Only 1 user was evaluated in (b) mine" in markdown(judged(1))
+    # and end to end: 24 new users of 120
+    synthetic.ratings.to_csv(tmp_path / "mine.csv", index=False)
+    result = evaluate(tmp_path / "mine.csv", tmp_path / "out",
+                      methods="bias,popularity,fomaml", params=TINY)
+    assert result.exit_code == 0, result.output
+    assert "users were evaluated in (b) mine: differences between methods are not " \
+           "meaningful at that size" in result.output
+    targets = result.output.split("## Targets")[1]
+    assert "| yes " not in targets and "| NO " not in targets

@@ -28,6 +28,14 @@ PAPER_COLUMN = {"MAE": 0, "nDCG@1": 1, "nDCG@3": 2}  # the metric's place in MEL
 STATE_NAMES = {"warm_state": "warm", "user_cold_state": "user cold",
                "item_cold_state": "item cold", "user_and_item_cold_state": "user+item cold"}
 META = ("metasgd", "maml", "fomaml", "metasgd-implicit")  # meta-learned: judged, not rivals
+# Under this many evaluated users the targets show margins, not verdicts. Every metric is a
+# mean over users; on ML-100K's new users (k = 5) one user's MAE or nDCG@10 has a standard
+# deviation of 0.21 to 0.26, and the per-user difference between two methods one of 0.06
+# (bias against ALS, MAE) to 0.26 (bias against popularity, nDCG@10). Over n users a
+# difference's standard error is that over sqrt(n): under 100 users 0.006 to 0.026 or more,
+# as large as the margins the verdicts turn on (0.002 to 0.02 on MovieLens), so a "yes" or
+# "NO" there would say more about which users were drawn than about the methods.
+MIN_USERS = 100
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -92,24 +100,48 @@ def targets(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def target_tables(found: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def target_tables(found: pd.DataFrame, counts: pd.DataFrame | None = None
+                  ) -> list[tuple[str, pd.DataFrame, str]]:
     """:func:`targets` as Markdown-ready tables: a row per method and metric, a column per
-    state or k; cells ``"yes +0.0123 (als)"`` where the method wins, ``"NO -0.0123"`` not."""
+    state or k; cells ``"yes +0.0123 (als)"`` where the method wins, ``"NO -0.0123"`` not.
+
+    Each comes with its title and a caveat: where ``counts`` (:class:`Results`' counts) say
+    a figure averages over fewer than ``MIN_USERS`` users, the cells are the margins alone,
+    ``"+0.0123 (als)"``, and the caveat says why; else it is ""."""
     out = []
     for (protocol, dataset), part in found.groupby(["protocol", "dataset"], sort=False):
+        title = f"{'(a) MeLU states' if protocol == 'melu' else '(b) ' + dataset}"
+        fewest = _fewest_users(counts, protocol, dataset)
+        few = fewest is not None and fewest < MIN_USERS
         cells = part.assign(
             row=part.method + " " + part.metric + np.where(
                 part.rival == PAPER, " vs MeLU-5", ""),
-            cell=[f"{'yes' if m > 0 else 'NO'} {m:+.4f}" + ("" if r == PAPER else f" ({r})")
+            cell=[("" if few else f"{'yes' if m > 0 else 'NO'} ") + f"{m:+.4f}"
+                  + ("" if r == PAPER else f" ({r})")
                   for m, r in zip(part.margin, part.rival, strict=True)])
         wide = cells.pivot(index="row", columns="setting", values="cell")
         wide = wide.loc[list(dict.fromkeys(cells.row))]
         order = MELU_STATES if protocol == "melu" else sorted(wide.columns)
         wide = wide[[c for c in order if c in wide.columns]]
         wide = wide.rename(columns=lambda c: STATE_NAMES.get(c, f"k={c}"))
-        out.append((f"{'(a) MeLU states' if protocol == 'melu' else '(b) ' + dataset}",
-                    wide.rename_axis("method, metric")))
+        caveat = (f"Only {fewest} {'user was' if fewest == 1 else 'users were'} evaluated in "
+                  f"{title}: differences between methods are not meaningful at that size "
+                  f"(under {MIN_USERS} users, a mean over users moves from one draw of users "
+                  f"to the next by a few hundredths or more, as much as methods usually "
+                  f"differ by), so no `yes` or `NO` is given; the margins are shown for "
+                  f"reference." if few else "")
+        out.append((title, wide.rename_axis("method, metric"), caveat))
     return out
+
+
+def _fewest_users(counts: pd.DataFrame | None, protocol: str, dataset: str) -> int | None:
+    """The fewest users any figure of one protocol and data set averages over, in any
+    split (users scored, and in (b) users ranked); None where nothing was counted."""
+    if counts is None:
+        return None
+    rows = counts[(counts.protocol == protocol) & (counts.dataset == dataset)]
+    sizes = pd.concat([rows["users"], rows["ranked_users"]]).dropna()
+    return int(sizes.min()) if len(sizes) else None
 
 
 
@@ -215,9 +247,12 @@ def markdown(results: Results, title: str = "recmeta evaluation", notes: str = "
         parts.append("## Targets\n\nEach meta-learned method against its bar: in (a) the best "
                      "classic baseline (and MeLU-5's published figure), in (b) the best "
                      "baseline (every method not meta-learned). `yes`: better, by the "
-                     "margin shown; `NO`: not. `metasgd-implicit` learns from who rated "
-                     "what, not how, so it predicts no rating and has no MAE.")
-        parts += [f"### {title}\n\n" + _md(wide) for title, wide in target_tables(found)]
+                     "margin shown; `NO`: not (with fewer than "
+                     f"{MIN_USERS} users evaluated, the margins alone). `metasgd-implicit` "
+                     "learns from who rated what, not how, so it predicts no rating and has "
+                     "no MAE.")
+        parts += [f"### {title}\n\n" + (f"{caveat}\n\n" if caveat else "") + _md(wide)
+                  for title, wide, caveat in target_tables(found, results.counts)]
     if images:
         parts.append("## Plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({Path(p).name})"
                                                   for p in images))
