@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from recmeta import DataError, make_synthetic
 from recmeta import datasets as D
-from recmeta import make_synthetic
 from recmeta.cli import main
-from recmeta.evaluate import Results, markdown, new_users, support_curves
+from recmeta.evaluate import Results, markdown, new_users, support_curves, support_query
+from recmeta.evaluate.runner import own_data
 
 TINY = {"max_epochs": 1, "embedding_dim": 4, "hidden": [8], "inner_steps": 2, "batch_size": 16}
 
@@ -165,3 +166,52 @@ def test_few_users_get_margins_not_verdicts(synthetic, tmp_path):
            "meaningful at that size" in result.output
     targets = result.output.split("## Targets")[1]
     assert "| yes " not in targets and "| NO " not in targets
+
+
+# ---------------------------------------------------------------------- checked input
+BAD = {
+    "no rating column": (lambda r: r.drop(columns="rating"),
+                         r"has no column \['rating'\] \(its columns are \['user_id', "
+                         r"'item_id'\]\); it needs user_id, item_id and rating"),
+    "text ratings": (lambda r: r.assign(rating=r.rating.map({1: "awful", 2: "poor", 3: "ok",
+                                                              4: "good", 5: "great"})),
+                     r"ratings that are not numbers \('\w+', '\w+', '\w+', \.\.\.\); convert"),
+    "missing ratings": (lambda r: r.assign(rating=r.rating.where(r.index % 7 != 3)),
+                        r"has 454 missing \(NaN\) or infinite rating\(s\).*drop or fill"),
+    "missing ids": (lambda r: r.assign(item_id=r.item_id.where(r.index != 5)),
+                    r"has 1 row\(s\) without a user_id or item_id.*drop them"),
+    "no rows": (lambda r: r.iloc[:0], r"has no rows; give it a row per rating"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD))
+def test_own_data_is_checked(synthetic, bad):
+    """A frame of one's own with a column missing, ratings that are not numbers or are
+    missing, or no row at all, gave a KeyError or a TypeError from deep in pandas (or, for
+    the empty frame, an error about ratings running "from nan to nan"); now a DataError
+    says what is wrong and what to do, from each function that takes such a frame."""
+    change, message = BAD[bad]
+    ratings = change(synthetic.ratings)
+    with pytest.raises(DataError, match=message):
+        support_curves(synthetic.subset(ratings), ["bias"], seeds=(0,), ks=(0, 3))
+    with pytest.raises(DataError, match=message):
+        new_users(ratings, np.random.default_rng(0))
+    with pytest.raises(DataError, match=message):
+        support_query(ratings, np.random.default_rng(0))
+
+
+def test_a_frame_of_ratings_alone_runs_and_a_csv_is_checked_as_read(synthetic, tmp_path):
+    """support_curves takes a frame of ratings alone (no features) as well as RatingData;
+    anything else is refused in a sentence. A CSV's ratings are checked as it is read."""
+    results = support_curves(synthetic.ratings, ["bias"], seeds=(0,), ks=(0, 3),
+                             n_unrated=10)
+    assert set(results.metrics.dataset) == {"ratings"}
+    assert results.metrics.value.notna().all()
+    with pytest.raises(DataError, match=r"takes a RatingData or a DataFrame of ratings "
+                                        r"\(user_id, item_id, rating\), not list"):
+        support_curves([(1, 2, 3.0)], ["bias"])
+    (tmp_path / "r.csv").write_text("user_id,item_id,rating\n1,2,4\n1,3,five\n")
+    with pytest.raises(DataError, match=r"r.csv has ratings that are not numbers \('five'\)"):
+        own_data(tmp_path / "r.csv")
+    result = evaluate(tmp_path / "r.csv", tmp_path / "out")
+    assert result.exit_code == 2 and "not numbers ('five')" in result.output

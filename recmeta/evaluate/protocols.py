@@ -37,7 +37,7 @@ from .. import metrics as M
 from ..datasets import MELU_STATES, MeluData, RatingData
 from ..exceptions import DataError
 from . import methods as methods_
-from .splits import RELEVANT, new_users, support_query
+from .splits import RELEVANT, check_ratings, new_users, support_query
 
 logger = logging.getLogger("recmeta")
 
@@ -153,7 +153,8 @@ def melu_states(melu: MeluData, methods: Sequence[str], seeds: Sequence[int] = (
     return collect.results()
 
 
-def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int] = (0, 1, 2),
+def support_curves(data: RatingData | pd.DataFrame, methods: Sequence[str],
+                   seeds: Sequence[int] = (0, 1, 2),
                    *, ks: Sequence[int] = KS, n_query: int = 10, n_unrated: int = 100,
                    test_fraction: float = 0.2, k_top: int = 10,
                    relevant_from: float | None = None,
@@ -164,8 +165,13 @@ def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int
 
     Parameters
     ----------
-    data : RatingData
-        Any rating data with features (MovieLens, or your own).
+    data : RatingData or DataFrame
+        Any rating data with features (MovieLens, or your own), or your own ratings alone: a
+        DataFrame with columns user_id, item_id and rating, a row per rating, ratings as
+        numbers (0/1 feedback too; ids of any type), no missing value. Your own with
+        features: ``RatingData(ratings, users, items, name)``, tables keyed by user_id and
+        item_id (see :mod:`recmeta.datasets`). Ratings that do not read so raise a
+        :class:`~recmeta.DataError` that says what is wrong.
     methods, seeds, neural_params, progress
         As in :func:`melu_states`.
     ks : sequence of int, default=(0, 1, 3, 5, 10, 20)
@@ -188,6 +194,7 @@ def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int
     negatives) and the rating baselines a mean of 0s and 1s, whose errors are not
     comparable.
     """
+    data = _rating_data(data)
     binary = bool(data.ratings[C.RATING].isin((0, 1)).all())  # 0/1 feedback: ranked alone
     given, relevant_from = relevant_from, relevance_threshold(data.ratings, relevant_from)
     if not (data.ratings[C.RATING] >= relevant_from).any():
@@ -227,6 +234,20 @@ def support_curves(data: RatingData, methods: Sequence[str], seeds: Sequence[int
             if progress is not None:
                 progress(f"curves {data.name} seed {seed}: {name} done")
     return collect.results()
+
+
+def _rating_data(data) -> RatingData:
+    """``data`` checked, a frame of ratings alone as RatingData (ids, no features)."""
+    if isinstance(data, pd.DataFrame):
+        check_ratings(data)
+        return RatingData(data, pd.DataFrame({C.USER: pd.unique(data[C.USER])}),
+                          pd.DataFrame({C.ITEM: pd.unique(data[C.ITEM])}), "ratings")
+    if not isinstance(data, RatingData):
+        raise DataError(f"support_curves takes a RatingData or a DataFrame of ratings (user_id, "
+                        f"item_id, rating), not {type(data).__name__}.")
+    check_ratings(data.ratings, f"The ratings frame of {data.name!r}" if data.name
+                  else "The ratings frame")
+    return data
 
 
 def relevance_threshold(ratings: pd.DataFrame, relevant_from: float | None = None) -> float:

@@ -21,6 +21,7 @@ from ..exceptions import DataError
 from .methods import METHODS
 from .protocols import KS, RELEVANT_FROM, Results, melu_states, relevance_threshold, support_curves
 from .report import write_report
+from .splits import check_ratings
 
 logger = logging.getLogger("recmeta")
 
@@ -116,6 +117,7 @@ def own_data(ratings: Path, users: Path | None = None, items: Path | None = None
         raise DataError(f"{ratings} has no column {missing}; it needs user_id, item_id and "
                         f"rating (rename yours to these).")
     frame = frame[[C.USER, C.ITEM, C.RATING]]
+    check_ratings(frame, str(ratings))
     repeated = frame.duplicated([C.USER, C.ITEM], keep="last")
     if repeated.any():
         warnings.warn(f"{ratings} has {int(repeated.sum())} repeated (user_id, item_id) "

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from .. import columns as C
 from ..exceptions import DataError
@@ -59,6 +60,40 @@ class NewUsers:
     def support(self, k: int) -> pd.DataFrame:
         """Each new user's first ``k`` support ratings."""
         return self.pool.loc[self.pool["position"] < k, [C.USER, C.ITEM, C.RATING]]
+
+
+def check_ratings(ratings, what: str = "The ratings frame") -> None:
+    """Refuse, in a sentence that says what to do, ratings the protocols cannot read: not a
+    DataFrame, no user_id, item_id or rating column, no row, a rating that is not a number
+    or is missing (NaN) or infinite, a row without an id. ``what`` names them."""
+    if not isinstance(ratings, pd.DataFrame):
+        raise DataError(f"{what} must be a pandas DataFrame with columns user_id, item_id and "
+                        f"rating, not {type(ratings).__name__}.")
+    missing = [c for c in (C.USER, C.ITEM, C.RATING) if c not in ratings]
+    if missing:
+        raise DataError(f"{what} has no column {missing} (its columns are "
+                        f"{list(ratings.columns)[:10]}); it needs user_id, item_id and rating: "
+                        f"rename yours to these.")
+    if len(ratings) == 0:
+        raise DataError(f"{what} has no rows; give it a row per rating (user_id, item_id, "
+                        f"rating).")
+    values = ratings[C.RATING]
+    if not is_numeric_dtype(values):
+        text = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
+        shown = pd.unique(text if len(text) else values)
+        examples = ", ".join(repr(v) for v in shown[:3]) + (", ..." if len(shown) > 3 else "")
+        raise DataError(f"{what} has ratings that are not numbers ({examples}); convert them "
+                        f"to numbers (pandas.to_numeric) or map labels to a scale, e.g. "
+                        f"'good' to 4, or to 0/1 feedback.")
+    bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
+    if bad.any():
+        raise DataError(f"{what} has {int(bad.sum())} missing (NaN) or infinite rating(s); drop "
+                        f"or fill them first, e.g. ratings.dropna(subset=['rating']).")
+    no_id = ratings[[C.USER, C.ITEM]].isna().any(axis=1).to_numpy()
+    if no_id.any():
+        raise DataError(f"{what} has {int(no_id.sum())} row(s) without a user_id or item_id "
+                        f"(missing, NaN); drop them first, e.g. "
+                        f"ratings.dropna(subset=['user_id', 'item_id']).")
 
 
 def shuffled_positions(users, rng: np.random.Generator) -> np.ndarray:
@@ -106,6 +141,7 @@ def support_query(ratings: pd.DataFrame, rng: np.random.Generator, n_query: int 
 
     Rows come out grouped by user, in the shuffled order within each user.
     """
+    check_ratings(ratings)
     if min_ratings <= n_query:
         raise DataError(f"min_ratings ({min_ratings}) must exceed n_query ({n_query}) so that "
                         f"every user keeps a support set.")
@@ -142,6 +178,7 @@ def new_users(ratings: pd.DataFrame, rng: np.random.Generator, test_fraction: fl
     max_test_users : int, default=None
         Keep at most this many new users (drawn at random), to bound the cost.
     """
+    check_ratings(ratings)
     users = pd.unique(ratings[C.USER])
     test = rng.permutation(users)[: round(test_fraction * len(users))]
     is_test = ratings[C.USER].isin(test).to_numpy()
