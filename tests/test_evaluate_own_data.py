@@ -215,3 +215,37 @@ def test_a_frame_of_ratings_alone_runs_and_a_csv_is_checked_as_read(synthetic, t
         own_data(tmp_path / "r.csv")
     result = evaluate(tmp_path / "r.csv", tmp_path / "out")
     assert result.exit_code == 2 and "not numbers ('five')" in result.output
+
+
+# -------------------------------------------------------------------------- delimiters
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_semicolon_and_tab_separated_files_are_read(synthetic, tmp_path, sep):
+    """A file separated by semicolons (as spreadsheets write CSV in many locales) or tabs
+    was read as one column, and refused as having no user_id; it is read as the comma-
+    separated file would be, feature files too."""
+    items = synthetic.items.assign(genres=synthetic.items.genres.str.replace("|", ","))
+    synthetic.ratings.to_csv(tmp_path / "comma.csv", index=False)
+    items.to_csv(tmp_path / "comma_items.csv", index=False)
+    synthetic.ratings.to_csv(tmp_path / "other.csv", sep=sep, index=False)
+    items.to_csv(tmp_path / "other_items.csv", sep=sep, index=False)
+    comma = own_data(tmp_path / "comma.csv", items=tmp_path / "comma_items.csv")
+    other = own_data(tmp_path / "other.csv", items=tmp_path / "other_items.csv")
+    pd.testing.assert_frame_equal(other.ratings, comma.ratings)
+    pd.testing.assert_frame_equal(other.items, comma.items)
+    result = evaluate(tmp_path / "other.csv", tmp_path / "out", "--items",
+                      str(tmp_path / "other_items.csv"))
+    assert result.exit_code == 0, result.output
+
+
+def test_a_file_of_another_delimiter_or_empty_is_refused_in_a_sentence(tmp_path):
+    """Other delimiters are refused, with the columns as read, which show it; an empty
+    file is a DataError too (a pandas EmptyDataError traceback)."""
+    (tmp_path / "pipes.csv").write_text("user_id|item_id|rating\n1|2|4\n")
+    with pytest.raises(DataError, match=r"pipes.csv has no column \['user_id', 'item_id', "
+                                        r"'rating'\] \(its columns are \['user_id\|item_id"
+                                        r"\|rating'\]\).*separated by commas, semicolons or "
+                                        r"tabs"):
+        own_data(tmp_path / "pipes.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match=r"empty.csv is empty; give it a header line"):
+        own_data(tmp_path / "empty.csv")

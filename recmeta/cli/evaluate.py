@@ -54,7 +54,8 @@ def _params(ctx, param, values: tuple[str, ...]) -> dict:
 @click.option("--dataset", "datasets", default=",".join(DATASETS), show_default=True,
               callback=_names(DATASETS), help="Data sets for the curves.")
 @click.option("--ratings", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Your own ratings CSV (user_id, item_id, rating): runs the curves on it.")
+              help="Your own ratings CSV (user_id, item_id, rating; separated by commas, "
+                   "semicolons or tabs): runs the curves on it.")
 @click.option("--users", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="With --ratings: user features CSV keyed by user_id.")
 @click.option("--items", type=click.Path(dir_okay=False, exists=True, path_type=Path),

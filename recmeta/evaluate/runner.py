@@ -105,17 +105,20 @@ def load_named(data_dir: Path, name: str) -> RatingData:
 def own_data(ratings: Path, users: Path | None = None, items: Path | None = None
              ) -> RatingData:
     """Your own CSV files: ratings (user_id, item_id, rating), and optional feature tables
-    keyed by user_id and item_id (multi-valued fields as ``"a|b"`` strings).
+    keyed by user_id and item_id (multi-valued fields as ``"a|b"`` strings), each separated
+    by commas, semicolons or tabs (see :func:`read_table`).
 
     Ids are read as text, as written (``007`` and ``7`` are two users, not one); a (user,
     item) pair on several rows keeps its last row, with a warning (else it could be in a
     user's support set and its query set at once)."""
     ids = {C.USER: str, C.ITEM: str}
-    frame = pd.read_csv(ratings, dtype=ids)
+    frame = read_table(ratings, dtype=ids)
     missing = [c for c in (C.USER, C.ITEM, C.RATING) if c not in frame]
     if missing:
-        raise DataError(f"{ratings} has no column {missing}; it needs user_id, item_id and "
-                        f"rating (rename yours to these).")
+        raise DataError(f"{ratings} has no column {missing} (its columns are "
+                        f"{list(frame.columns)[:10]}); it needs user_id, item_id and rating "
+                        f"(rename yours to these), in a file separated by commas, semicolons "
+                        f"or tabs.")
     frame = frame[[C.USER, C.ITEM, C.RATING]]
     check_ratings(frame, str(ratings))
     repeated = frame.duplicated([C.USER, C.ITEM], keep="last")
@@ -131,12 +134,24 @@ def _features(path: Path | None, key: str, ratings: pd.DataFrame) -> pd.DataFram
     """A feature table keyed by ``key`` (ids as text, as the ratings'), or the ids alone."""
     if not path:
         return pd.DataFrame({key: ratings[key].unique()})
-    table = pd.read_csv(path, dtype={key: str})
+    table = read_table(path, dtype={key: str})
     if key not in table:
         raise DataError(f"{path} has no column {key!r}; a feature table needs its key column "
                         f"{key!r}, named as in the ratings file, beside the feature columns "
                         f"(its columns are {list(table.columns)[:10]}).")
     return table
+
+
+def read_table(path: Path, dtype: dict) -> pd.DataFrame:
+    """A CSV file separated by whichever of commas, semicolons and tabs its header line holds
+    most of: commas as a rule, semicolons as spreadsheets save CSV in many locales, tabs."""
+    with open(path, encoding="utf-8", errors="replace") as file:
+        header = file.readline()
+    try:
+        return pd.read_csv(path, dtype=dtype, sep=max((",", ";", "\t"), key=header.count))
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; give it a header line (user_id, item_id, rating "
+                        f"for ratings) and a row per rating or entity.") from None
 
 
 def own_name(ratings: Path) -> str:
