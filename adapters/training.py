@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from recmeta import columns as C
 from recmeta.exceptions import DataError, InvalidParameterError
-from recmeta.frames import integer_ids
+from recmeta.frames import integer_ids, not_utf8
 
 from . import registry
 from .batch import check_ratings, shown
@@ -70,6 +70,8 @@ def frame_from_file(path, mapping: dict[str, str | None]) -> tuple[pd.DataFrame,
         raise DataError(f"No file {str(path)!r}. Give the path of your interactions file.")
     try:
         frame = readers[path.suffix.lower()](path)
+    except UnicodeDecodeError as exc:
+        raise DataError(not_utf8(str(path), exc)) from None
     except ImportError as exc:  # pandas reads Parquet through pyarrow, an optional extra
         raise DataError(f"Reading {str(path)!r} needs pyarrow, which is not installed: "
                         f"pip install 'recmeta[parquet]' (or pyarrow), or give a .csv "

@@ -363,3 +363,10 @@ def drop_duplicates(frame: pd.DataFrame, y: np.ndarray, schema: Schema) -> tuple
             UserWarning, stacklevel=4)
         frame, y = frame.loc[~dup], y[~dup]
     return frame, y
+
+
+def not_utf8(path, exc: UnicodeDecodeError) -> str:
+    """What to do with a text file that is not UTF-8 (a spreadsheet's Latin-1 export, say)."""
+    return (f"{path} is not UTF-8 text (it holds byte {exc.object[exc.start]:#04x} where "
+            f"UTF-8 allows none): save it as UTF-8 (in a spreadsheet, 'CSV UTF-8'), or "
+            f"convert it, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv.")

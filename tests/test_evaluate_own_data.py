@@ -249,3 +249,21 @@ def test_a_file_of_another_delimiter_or_empty_is_refused_in_a_sentence(tmp_path)
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match=r"empty.csv is empty; give it a header line"):
         own_data(tmp_path / "empty.csv")
+
+
+def test_a_file_that_is_not_utf8_says_how_to_convert_it(tmp_path):
+    """A spreadsheet's Latin-1 export (here an é in a user id) was a UnicodeDecodeError
+    traceback, from evaluate --ratings as from train --file."""
+    from click.testing import CliRunner
+
+    from recmeta.cli import main
+
+    path = tmp_path / "latin.csv"
+    path.write_bytes("user_id,item_id,rating\nren\xe9,1,4\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin.csv is not UTF-8 text \(it holds byte 0xe9 "
+                                        r"where UTF-8 allows none\): save it as UTF-8"):
+        own_data(path)
+    result = CliRunner().invoke(main, ["train", "--file", str(path), "--time-col", "",
+                                       "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "is not UTF-8 text" in result.output
+    assert "Traceback" not in result.output

@@ -18,6 +18,7 @@ import pandas as pd
 from .. import columns as C
 from ..datasets import RatingData, load_melu, load_movielens_1m, load_movielens_100k
 from ..exceptions import DataError
+from ..frames import not_utf8
 from .methods import METHODS
 from .protocols import KS, RELEVANT_FROM, Results, melu_states, relevance_threshold, support_curves
 from .report import write_report
@@ -152,6 +153,8 @@ def read_table(path: Path, dtype: dict) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty; give it a header line (user_id, item_id, rating "
                         f"for ratings) and a row per rating or entity.") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(not_utf8(path, exc)) from None
 
 
 def own_name(ratings: Path) -> str:
