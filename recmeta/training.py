@@ -215,7 +215,7 @@ class Trainer:
         finally:
             bar.close()
         self.learner.eval()
-        self.learner.generator = None
+        self.learner.generator = self.learner.hidden = None  # nothing of training kept
         if best_state is not None:
             self.learner.load_state_dict(best_state)
         else:

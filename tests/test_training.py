@@ -153,6 +153,34 @@ def test_query_rows_whose_item_id_is_hidden_take_the_hidden_loss(adapted, monkey
     learner.eval()
 
 
+def test_the_pooled_loss_scores_hidden_rows_by_the_hidden_loss():
+    """The network trained without meta-learning (``supervised``) takes the same rule: with
+    every id hidden its loss is the hidden loss's, with none the meta-loss's, from one draw."""
+    from recmeta import MetaRecommender, make_synthetic
+
+    data = make_synthetic(n_users=60, n_items=30, random_state=0)
+    model = MetaRecommender(max_epochs=1, random_state=0, verbose=0, device="cpu",
+                            method="supervised", embedding_dim=8, hidden=(16, 16)).fit(data.X,
+                                                                                       data.y)
+    learner = model.learner_
+    users, items = model.users_.tensors("cpu"), model.items_.tensors("cpu")
+    batches = list(EpisodeSampler(max_support=20, query_size=5).sample(
+        model.histories_, np.arange(40), np.random.default_rng(0)))
+    learner.train()
+
+    def loss(p, objective, hidden_loss=None):
+        learner.id_dropout = {name: p for name in learner.id_dropout}
+        learner.generator = torch.Generator().manual_seed(3)
+        return float(learner.pooled_loss(users, items, batches, objective, hidden_loss).detach())
+
+    assert learner.id_dropout  # the item id can be hidden
+    np.testing.assert_allclose(loss(1.0, "huber", "absolute"), loss(1.0, "absolute"),
+                               rtol=1e-6)
+    np.testing.assert_allclose(loss(0.0, "huber", "absolute"), loss(0.0, "huber"), rtol=1e-6)
+    assert loss(1.0, "huber") != loss(1.0, "absolute")  # the two losses differ here
+    learner.eval()
+
+
 def test_length_groups_are_the_cheapest_split_of_the_sorted_lengths():
     """Against every way of cutting the sorted lengths into contiguous groups."""
     from itertools import combinations
