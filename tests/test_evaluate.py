@@ -426,7 +426,8 @@ def test_your_own_csv_ids_are_text_repeated_pairs_kept_once_and_feature_keys_che
     assert data.ratings.rating.tolist() == [4, 2, 3]
     (tmp_path / "u.csv").write_text("uid,age\n007,30\n7,40\n")
     with pytest.raises(DataError, match=r"u.csv has no column 'user_id'; a feature table "
-                                        r"needs its key column"):
+                                        r"needs its key column"), \
+            pytest.warns(UserWarning, match="repeated"):  # the ratings are read first
         own_data(tmp_path / "r.csv", users=tmp_path / "u.csv")
     result = CliRunner().invoke(main, ["evaluate", "--ratings", str(tmp_path / "r.csv"),
                                        "--users", str(tmp_path / "u.csv"), "--no-plots",
