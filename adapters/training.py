@@ -50,12 +50,40 @@ def frame_from_sql(reader: SqlReader) -> tuple[pd.DataFrame, np.ndarray, dict]:
         raise DataError(f"The interactions table {reader.table.name!r} is empty: load some "
                         f"interactions into it before training.")
     frame, dropped = _without_null_ids(pd.concat(parts, ignore_index=True))
-    for key, table in ((C.USER, users), (C.ITEM, items)):
+    for side, key, table in (("user", C.USER, users), ("item", C.ITEM, items)):
+        if table is not None and getattr(reader.source, f"{side}s").features is None:
+            named = {field: column for column, field in reader.entities[side].fields.items()}
+            numbered = row_numbers(table.drop(columns=key))
+            if numbered:
+                tables[f"{side}s"]["row_number_columns"] = [named.get(f, f) for f in numbered]
         if table is not None:
             table[key] = align_ids(table[key], pd.Index(frame[key]))
             frame = frame.merge(last_per_key(table, key), on=key, how="left")
     X, y, counts = _split_target(frame, reader.source.interactions.time)
     return X, y, {**dropped, **counts, "feature_tables": tables}
+
+
+ROW_NUMBER_NAMES = ("index", "level_0", "id", "rowid", "row_id")  # and "Unnamed: 0" ...
+
+
+def row_numbers(table: pd.DataFrame) -> list[str]:
+    """The columns of a feature table named as row numbers are (pandas' ``to_sql`` writes its
+    index as ``index`` unless told ``index=False``; a CSV's saved index reads back as
+    ``Unnamed: 0``) that number its rows, 0 (or 1) to n - 1 (or n), each value once. Read as
+    a feature, such a column describes no user or item. A numbered column of another name
+    (a rank, say) may mean something, and is left alone."""
+    n, found = len(table), []
+    for name in table.columns:
+        text = str(name).lower()
+        if n < 2 or not (text in ROW_NUMBER_NAMES or text.startswith("unnamed")):
+            continue
+        values = pd.to_numeric(table[name], errors="coerce")
+        if values.isna().any() or not (values == values.round()).all():
+            continue
+        low = values.min()
+        if low in (0, 1) and values.max() == low + n - 1 and values.is_unique:
+            found.append(name)
+    return found
 
 
 def frame_from_file(path, mapping: dict[str, str | None]) -> tuple[pd.DataFrame, np.ndarray,

@@ -54,6 +54,27 @@ def test_train_from_the_database_registers_the_model(filled_engine, db_url, tmp_
     assert row == ("nightly", str(out.resolve()))
 
 
+def test_train_warns_of_a_feature_column_that_numbers_the_rows(filled_engine, db_url,
+                                                              sql_data, tmp_path):
+    """pandas' to_sql writes its index as a column ``index`` unless told index=False: train
+    read it as a user feature without a word. It still reads it (the features were not
+    named), and says so; named features, or tables without one, say nothing."""
+    sql_data.users.sample(frac=1.0, random_state=0).reset_index(drop=True).to_sql(
+        "pandas_users", filled_engine)  # index=True, the default: 0 to 39, one per row
+    small = ["--param", "max_epochs=1", "--param", "hidden=[8]", "--out", tmp_path / "m"]
+    result = invoke("train", "--db", db_url, "--users", "pandas_users", *small)
+    said = [w for w in stdout_json(result)["warnings"] if "numbers its rows" in w]
+    assert said == ["The column 'index' of the users table 'pandas_users' numbers its rows "
+                    "(each of 0 or 1 to the number of rows once; pandas' to_sql writes its "
+                    "index so unless given index=False): it was read as a feature, which "
+                    "describes no user. Drop it, or name the features to read with "
+                    "--user-features."]
+    assert "index" in MetaRecommender.load(tmp_path / "m").schema_.user_fields
+    for args in (["--users", "pandas_users", "--user-features", "gender,age"], TABLES):
+        result = invoke("train", "--db", db_url, *args, *small[:-2], "--out", tmp_path / "n")
+        assert "numbers its rows" not in result.output
+
+
 def test_an_id_whose_directory_was_trained_into_again_is_refused(filled_engine, db_url,
                                                                  tmp_path):
     """Trained twice into one --out, the directory is registered as models 1 and 2; score

@@ -338,6 +338,13 @@ def _feature_tables(reader, counts: dict) -> list[str]:
             warnings.append(
                 f"{found['null_keys']} row(s) of the {name} table {spec.table!r} have a NULL "
                 f"key ({spec.key!r}): they were not read.")
+        for column in found.get("row_number_columns", []):
+            flag = "--user-features" if side == "user" else "--item-features"
+            warnings.append(
+                f"The column {column!r} of the {name} table {spec.table!r} numbers its rows "
+                f"(each of 0 or 1 to the number of rows once; pandas' to_sql writes its index "
+                f"so unless given index=False): it was read as a feature, which describes no "
+                f"{side}. Drop it, or name the features to read with {flag}.")
         count, first = found.get("duplicate_keys", 0), found.get("first_duplicates", [])
         if not count:
             continue
