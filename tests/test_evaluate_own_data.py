@@ -267,3 +267,13 @@ def test_a_file_that_is_not_utf8_says_how_to_convert_it(tmp_path):
                                        "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "is not UTF-8 text" in result.output
     assert "Traceback" not in result.output
+
+
+def test_ratings_with_a_decimal_comma_are_numbers(tmp_path):
+    """A semicolon file from a spreadsheet in many locales writes 4,5 for 4.5: it was
+    refused as ratings that are not numbers ('4,5'). Text that is not a number still is."""
+    (tmp_path / "eu.csv").write_text("user_id;item_id;rating\n1;2;4,5\n1;3;3\n2;2;2,0\n")
+    assert own_data(tmp_path / "eu.csv").ratings.rating.tolist() == [4.5, 3.0, 2.0]
+    (tmp_path / "words.csv").write_text("user_id;item_id;rating\n1;2;4,5\n1;3;good\n")
+    with pytest.raises(DataError, match=r"ratings that are not numbers \('4,5', 'good'\)"):
+        own_data(tmp_path / "words.csv")

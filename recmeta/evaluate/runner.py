@@ -121,6 +121,7 @@ def own_data(ratings: Path, users: Path | None = None, items: Path | None = None
                         f"(rename yours to these), in a file separated by commas, semicolons "
                         f"or tabs.")
     frame = frame[[C.USER, C.ITEM, C.RATING]]
+    frame[C.RATING] = _decimal_commas(frame[C.RATING])
     check_ratings(frame, str(ratings))
     repeated = frame.duplicated([C.USER, C.ITEM], keep="last")
     if repeated.any():
@@ -129,6 +130,18 @@ def own_data(ratings: Path, users: Path | None = None, items: Path | None = None
         frame = frame.loc[~repeated].reset_index(drop=True)
     return RatingData(frame, _features(users, C.USER, frame), _features(items, C.ITEM, frame),
                       own_name(ratings))
+
+
+def _decimal_commas(values: pd.Series) -> pd.Series:
+    """Ratings written with a decimal comma (``4,5``, as spreadsheets save semicolon-separated
+    files in many locales) as numbers; anything else as it is."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    text = values.dropna().astype(str).str.strip()
+    if not text.str.fullmatch(r"-?\d+(,\d+)?").all():
+        return values
+    return pd.to_numeric(values.astype(str).str.strip().str.replace(",", ".", regex=False),
+                         errors="coerce").where(values.notna())
 
 
 def _features(path: Path | None, key: str, ratings: pd.DataFrame) -> pd.DataFrame:
