@@ -308,7 +308,8 @@ class FitSteps:
 
     def _meta_loss(self, objective: str) -> str:
         """What meta-training scores query rows by (and early-stops on): for ratings,
-        ``meta_loss`` ("auto": Huber's loss); for 0/1 feedback, the logistic loss."""
+        ``meta_loss`` ("auto": Huber's loss, see :meth:`_hidden_loss`); for 0/1 feedback, the
+        logistic loss."""
         if objective == "binary":
             if self.meta_loss != "auto":
                 raise P.InvalidParameterError(
