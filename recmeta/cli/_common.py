@@ -162,6 +162,12 @@ RIGHTS = ("recmeta needs to read the tables it is given (--interactions, --users
           "sequences (or let it create them: CREATE on the schema).")
 
 
+def refused_right(said: str) -> str:
+    """The line for a right the database refuses recmeta: what was refused, then the rights
+    recmeta needs."""
+    return f"The database refused recmeta a right: {said}. {RIGHTS}"
+
+
 def database_error(exc) -> str:
     """One line for a statement the database refused (a SQLAlchemy ``DBAPIError``): what
     the driver said, which is what an admin, or a bug report, needs; and for a missing
@@ -172,7 +178,7 @@ def database_error(exc) -> str:
     said = (str(orig).strip().splitlines() or [""])[0].rstrip(".")
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if code == "42501" or "permission denied" in said.lower():
-        return f"The database refused recmeta a right: {said}. {RIGHTS}"
+        return refused_right(said)
     kind = f"{type(orig).__module__}.{type(orig).__qualname__}"
     if code:
         kind += f", SQLSTATE {code}"

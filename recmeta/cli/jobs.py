@@ -18,7 +18,6 @@ import click
 
 from ._common import (
     CANDIDATE_OPTIONS,
-    RIGHTS,
     SOURCE_OPTIONS,
     JobError,
     UsageError,
@@ -29,6 +28,7 @@ from ._common import (
     options,
     parse_params,
     print_json,
+    refused_right,
     source_from,
 )
 
@@ -74,9 +74,9 @@ def train(db_url, file, out, name, params, **source) -> None:
         require_head(engine)  # before reading or training: the registry must be there
         refused = registry.refused_rights(engine)  # and take the model's row, once trained
         if refused:
-            raise JobError(f"The database refused recmeta a right: the role of --db lacks "
-                           f"{' and '.join(refused)}, so the model could not be registered; "
-                           f"nothing was trained or written. {RIGHTS}")
+            raise JobError(refused_right(
+                f"the role of --db lacks {' and '.join(refused)}, so the model could not be "
+                f"registered; nothing was trained or written"))
     spec = source_from(source)
     said = []
 

@@ -140,8 +140,7 @@ def _decimal_commas(values: pd.Series) -> pd.Series:
     text = values.dropna().astype(str).str.strip()
     if not text.str.fullmatch(r"-?\d+(,\d+)?").all():
         return values
-    return pd.to_numeric(values.astype(str).str.strip().str.replace(",", ".", regex=False),
-                         errors="coerce").where(values.notna())
+    return pd.to_numeric(text.str.replace(",", ".", regex=False)).reindex(values.index)
 
 
 def _features(path: Path | None, key: str, ratings: pd.DataFrame) -> pd.DataFrame:
